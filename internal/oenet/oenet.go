@@ -1,0 +1,90 @@
+// Package oenet owns how oeproxy reaches OctoEverywhere hosts: the TLS roots it trusts and the optional
+// connect-to override that dials every OctoEverywhere host at one address while keeping SNI and Host
+// (like curl's --connect-to). The proxy, the App API client and the demo share it so that a test or the
+// demo can point all of them at oesim with one setting.
+package oenet
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+)
+
+// Options says how to reach OctoEverywhere. The zero value dials the real hosts with the system roots.
+type Options struct {
+	// ConnectTo, when set ("host:port"), is dialed for every connection instead of the URL's host.
+	// TLS still uses the URL's host for SNI and verification.
+	ConnectTo string
+	// RootCAs replaces the system roots when set.
+	RootCAs *x509.CertPool
+	// DialTimeout bounds the TCP connect; TLSHandshakeTimeout bounds the handshake. Zero means 10s.
+	DialTimeout         time.Duration
+	TLSHandshakeTimeout time.Duration
+}
+
+// LoadRoots returns the system roots plus the PEM certificates in caFile (empty caFile: system roots only).
+func LoadRoots(caFile string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if caFile == "" {
+		return pool, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("read tls.ca_file %q: %w (check the path, or leave tls.ca_file empty to use the system roots)", caFile, err)
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("tls.ca_file %q holds no PEM certificate: give a PEM bundle", caFile)
+	}
+	return pool, nil
+}
+
+// DialContext returns a dial function that honours ConnectTo.
+func (o Options) DialContext() func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: orDefault(o.DialTimeout, 10*time.Second), KeepAlive: 30 * time.Second}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if o.ConnectTo != "" {
+			addr = o.ConnectTo
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+}
+
+// TLSConfig returns the client TLS configuration (roots; SNI comes from the request's host).
+func (o Options) TLSConfig() *tls.Config {
+	return &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(64)}
+}
+
+// Transport returns a new HTTP transport toward OctoEverywhere. It never adds Accept-Encoding (so bodies pass
+// byte-identical), has no response-header timeout (the relay stores a whole upload before the printer answers),
+// and speaks HTTP/1.1 only, since WebSocket upgrades and MJPEG streams need it.
+func (o Options) Transport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           o.DialContext(),
+		TLSClientConfig:       o.TLSConfig(),
+		TLSHandshakeTimeout:   orDefault(o.TLSHandshakeTimeout, 10*time.Second),
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   32,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: 1 * time.Second,
+		ReadBufferSize:        32 << 10,
+		WriteBufferSize:       32 << 10,
+	}
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
