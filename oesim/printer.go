@@ -1,0 +1,266 @@
+package oesim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/oeproxy/oeproxy/oesim/printer"
+)
+
+// PrinterKind says which printer software a simulated printer runs, and so how the relay routes paths (§3.4).
+type PrinterKind int
+
+const (
+	// KindOctoPrint: every path goes to the one OctoPrint server.
+	KindOctoPrint PrinterKind = iota
+	// KindMoonraker: /websocket, /printer/, /api/, /access/, /machine/, /server/ and /debug/ go to Moonraker's
+	// API server, every other path to the Mainsail-like frontend.
+	KindMoonraker
+	// KindGeneric: every path goes to PrinterOptions.Handler (required).
+	KindGeneric
+)
+
+func (k PrinterKind) String() string {
+	switch k {
+	case KindOctoPrint:
+		return "octoprint"
+	case KindMoonraker:
+		return "moonraker"
+	case KindGeneric:
+		return "generic"
+	}
+	return fmt.Sprintf("PrinterKind(%d)", int(k))
+}
+
+// PrinterOptions describes one simulated printer.
+type PrinterOptions struct {
+	Name string
+	Kind PrinterKind
+	// ID is the OctoEverywhere printer id; default 60 random [A-Z0-9] (the plugin's format).
+	ID string
+	// APIKey is the X-Api-Key the printer requires when set. The portal hands it out as octoPrintApiKey (the
+	// built-in OctoPrint knows one key only); when empty the portal mints a fresh random key.
+	APIKey string
+	// LocalIP is reported as printerLastKnownLocalIp and PrinterLocalIp; default "127.0.0.1", where the
+	// backend really listens.
+	LocalIP string
+	// Handler replaces the built-in backend (e.g. go-httpbin for differential tests); Kind then only affects
+	// routing. For KindMoonraker it serves the API paths.
+	Handler http.Handler
+	// Frontend is the Moonraker kind's Mainsail-like frontend; default the built-in one.
+	Frontend http.Handler
+	// FrameInterval is the built-in webcam's frame period; default 200 ms.
+	FrameInterval time.Duration
+}
+
+// Printer is one simulated printer and its plugin's connection to OctoEverywhere.
+type Printer struct {
+	ID, Name string
+	Kind     PrinterKind
+	// BackendURL is the printer's "LAN address" (http://127.0.0.1:port): OctoPrint, Moonraker's API, or Handler.
+	// FrontendURL is the Moonraker kind's frontend; empty for other kinds.
+	BackendURL, FrontendURL string
+
+	sim      *Sim
+	apiKey   string
+	localIP  string
+	backend  *url.URL
+	frontend *url.URL
+	octo     *printer.OctoPrint
+	moon     *printer.Moonraker
+	servers  []*http.Server
+
+	mu             sync.Mutex
+	online         bool
+	printing       bool
+	lastConnect    time.Time
+	lastDisconnect time.Time
+}
+
+// AddPrinter starts a printer's backend server(s) on 127.0.0.1 and brings its plugin online.
+func (s *Sim) AddPrinter(o PrinterOptions) (*Printer, error) {
+	if o.Kind < KindOctoPrint || o.Kind > KindGeneric {
+		return nil, fmt.Errorf("oesim: printer %q: unknown kind %d: use KindOctoPrint, KindMoonraker or KindGeneric", o.Name, int(o.Kind))
+	}
+	if o.Kind == KindGeneric && o.Handler == nil {
+		return nil, fmt.Errorf("oesim: printer %q: KindGeneric needs PrinterOptions.Handler", o.Name)
+	}
+	if o.ID == "" {
+		o.ID = randomString(60, upperAlnum)
+	}
+	if o.Name == "" {
+		o.Name = "Printer " + o.ID[:6]
+	}
+	if o.LocalIP == "" {
+		o.LocalIP = "127.0.0.1"
+	}
+	p := &Printer{
+		ID: o.ID, Name: o.Name, Kind: o.Kind,
+		sim: s, apiKey: o.APIKey, localIP: o.LocalIP,
+		online: true, lastConnect: time.Now(),
+	}
+	logger := s.log.Named("printer").With(zap.String("printer", o.Name))
+
+	main, front := o.Handler, http.Handler(nil)
+	switch o.Kind {
+	case KindOctoPrint:
+		if main == nil {
+			p.octo = printer.NewOctoPrint(printer.OctoPrintOptions{
+				Name: o.Name, PrinterID: o.ID, APIKey: o.APIKey, FrameInterval: o.FrameInterval, Logger: logger,
+			})
+			main = p.octo
+		}
+	case KindMoonraker:
+		front = o.Frontend
+		if main == nil || front == nil {
+			p.moon = printer.NewMoonraker(printer.MoonrakerOptions{
+				Name: o.Name, PrinterID: o.ID, APIKey: o.APIKey, FrameInterval: o.FrameInterval, Logger: logger,
+			})
+			if main == nil {
+				main = p.moon.API()
+			}
+			if front == nil {
+				front = p.moon.Frontend()
+			}
+		}
+	}
+
+	var err error
+	if p.backend, err = s.serveBackend(p, main); err == nil && front != nil {
+		p.frontend, err = s.serveBackend(p, front)
+	}
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	p.BackendURL = p.backend.String()
+	if p.frontend != nil {
+		p.FrontendURL = p.frontend.String()
+	}
+
+	s.mu.Lock()
+	closed := s.closed
+	if !closed {
+		s.printers = append(s.printers, p)
+	}
+	s.mu.Unlock()
+	if closed {
+		p.close()
+		return nil, errors.New("oesim: AddPrinter after Close")
+	}
+	return p, nil
+}
+
+// serveBackend runs h as a plain-HTTP server on 127.0.0.1:0, the printer's "LAN address".
+func (s *Sim) serveBackend(p *Printer, h http.Handler) (*url.URL, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("oesim: printer %q: listen on 127.0.0.1: %w", p.Name, err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 30 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return s.ctx },
+		ErrorLog:          zap.NewStdLog(s.log.Named("backend")),
+	}
+	p.servers = append(p.servers, srv)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = srv.Serve(ln)
+	}()
+	return &url.URL{Scheme: "http", Host: ln.Addr().String()}, nil
+}
+
+func (p *Printer) close() {
+	for _, srv := range p.servers {
+		_ = srv.Close()
+	}
+	if p.octo != nil {
+		p.octo.Close()
+	}
+	if p.moon != nil {
+		p.moon.Close()
+	}
+}
+
+// target is where the plugin sends a relayed path (§3.4 routing).
+func (p *Printer) target(path string) *url.URL {
+	if p.Kind == KindMoonraker && p.frontend != nil && !isMoonrakerAPIPath(path) {
+		return p.frontend
+	}
+	return p.backend
+}
+
+var moonrakerAPIPrefixes = []string{"/websocket", "/printer/", "/api/", "/access/", "/machine/", "/server/", "/debug/"}
+
+// isMoonrakerAPIPath is the plugin's moonrakerapirouter rule: these paths go straight to Moonraker.
+func isMoonrakerAPIPath(path string) bool {
+	for _, pre := range moonrakerAPIPrefixes {
+		if strings.HasPrefix(path, pre) {
+			return true
+		}
+	}
+	return false
+}
+
+// SetOnline connects or disconnects the printer's plugin. Offline, every relay request of its connections gets
+// 601, their WebSockets are closed (as when the plugin drops), and Info reports IsOnline false.
+func (p *Printer) SetOnline(online bool) {
+	p.mu.Lock()
+	changed := p.online != online
+	p.online = online
+	if changed && online {
+		p.lastConnect = time.Now()
+	} else if changed {
+		p.lastDisconnect = time.Now()
+	}
+	p.mu.Unlock()
+	if changed && !online {
+		for _, c := range p.sim.Connections() {
+			if c.printer == p {
+				c.closeWebSockets(true)
+			}
+		}
+	}
+}
+
+// SetPrinting says whether a print is running (Live Links with EndWhenCurrentPrintIsComplete need one).
+func (p *Printer) SetPrinting(printing bool) {
+	p.mu.Lock()
+	p.printing = printing
+	p.mu.Unlock()
+}
+
+func (p *Printer) state() (online, printing bool, lastConnect, lastDisconnect time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.online, p.printing, p.lastConnect, p.lastDisconnect
+}
+
+// OctoPrint is the built-in OctoPrint backend; nil unless KindOctoPrint without a Handler.
+func (p *Printer) OctoPrint() *printer.OctoPrint { return p.octo }
+
+// Moonraker is the built-in Moonraker backend; nil unless KindMoonraker uses it (for the API or the frontend).
+func (p *Printer) Moonraker() *printer.Moonraker { return p.moon }
+
+// Printers returns the printers in the order they were added.
+func (s *Sim) Printers() []*Printer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Printer(nil), s.printers...)
+}
+
+// userFacingURL is the OctoEverywhere page of the printer (needs the user's login, not app auth).
+func (s *Sim) userFacingURL(p *Printer) string {
+	return "https://" + s.Domain + "/view/" + url.PathEscape(p.Name)
+}

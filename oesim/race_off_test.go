@@ -1,0 +1,5 @@
+//go:build !race
+
+package oesim
+
+const raceEnabled = false
