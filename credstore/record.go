@@ -1,0 +1,243 @@
+package credstore
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// SchemaVersion is the version of the sealed record format this package writes. It is part of every record's
+// associated data.
+const SchemaVersion = 1
+
+// Routes a record may name. An empty Route is stored as RouteRelay.
+const (
+	RouteRelay = "relay"
+	RouteLAN   = "lan"
+	RouteAuto  = "auto"
+)
+
+// Record is one printer as stored: the App Connection the portal returned once, plus local settings.
+// It holds secrets: print it with %v (secrets are redacted) and show users Public(), never the Record.
+type Record struct {
+	Name                 string // unique, see ValidateName; a slug of PrinterName when not given
+	ConnectionID         string // App Connection id
+	URL                  string // https://app-<id>.octoeverywhere.com
+	BasicUser            string // secret
+	BasicPassword        string // secret
+	BearerToken          string // secret
+	AppAPIToken          string // secret
+	OctoPrintAPIKey      string // secret, optional
+	PrinterName          string
+	UserPrinterAccessURL string
+	LastKnownLocalIP     string
+	PrinterID            string // OctoEverywhere printer ID, when known
+	Port                 int    // local port, unique; 0 in Put means "the next free one"
+	Route                string // relay, lan or auto
+	CreatedAt            time.Time
+	WebhookURL           string
+	WebhookEvents        []int
+	WebhookSetAt         time.Time
+	SchemaVersion        int // set by the store on read; ignored on write
+}
+
+// PublicRecord is the view of a Record that may be shown or printed (`oeproxy list --json`). It holds no secret.
+type PublicRecord struct {
+	Name               string     `json:"name"`
+	Port               int        `json:"port"`
+	LocalURL           string     `json:"local_url"`
+	Route              string     `json:"route"`
+	PrinterName        string     `json:"printer_name"`
+	AppConnectionID    string     `json:"app_connection_id"`
+	RelayHost          string     `json:"relay_host"`
+	CreatedAt          time.Time  `json:"created_at"`
+	PrinterID          string     `json:"printer_id"`
+	HasOctoPrintAPIKey bool       `json:"has_octoprint_api_key"`
+	WebhookSetAt       *time.Time `json:"webhook_set_at"` // null when no webhook was set
+}
+
+// Public returns the view of r that may be shown, with local_url on 127.0.0.1.
+func (r Record) Public() PublicRecord { return r.PublicWithHost("") }
+
+// PublicWithHost is Public with local_url on host (the listen host); empty means 127.0.0.1.
+func (r Record) PublicWithHost(host string) PublicRecord {
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	p := PublicRecord{
+		Name:               r.Name,
+		Port:               r.Port,
+		LocalURL:           "http://" + net.JoinHostPort(host, strconv.Itoa(r.Port)),
+		Route:              r.Route,
+		PrinterName:        r.PrinterName,
+		AppConnectionID:    r.ConnectionID,
+		RelayHost:          relayHost(r.URL),
+		CreatedAt:          r.CreatedAt.UTC().Truncate(time.Second), // whole seconds: plain RFC 3339
+		PrinterID:          r.PrinterID,
+		HasOctoPrintAPIKey: r.OctoPrintAPIKey != "",
+	}
+	if !r.WebhookSetAt.IsZero() {
+		t := r.WebhookSetAt.UTC().Truncate(time.Second)
+		p.WebhookSetAt = &t
+	}
+	return p
+}
+
+// relayHost is the host of an App Connection URL, without any userinfo, port, path or query.
+func relayHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
+}
+
+// String describes r without its secrets, so that a Record passed to fmt or a logger by mistake leaks nothing.
+func (r Record) String() string {
+	return fmt.Sprintf("credstore.Record{Name:%q Port:%d Route:%q PrinterName:%q RelayHost:%q secrets:[redacted]}",
+		r.Name, r.Port, r.Route, r.PrinterName, relayHost(r.URL))
+}
+
+// GoString is String, for %#v.
+func (r Record) GoString() string { return r.String() }
+
+// MarshalJSON refuses: a Record holds secrets. Marshal r.Public() instead.
+func (r Record) MarshalJSON() ([]byte, error) {
+	return nil, errors.New("credstore.Record holds secrets and is not marshalled: marshal Record.Public() instead")
+}
+
+// Slug turns a printer name into a default record name: lower-case ASCII letters and digits, other runs
+// replaced by one '-', at most 63 characters; "printer" when nothing is left.
+func Slug(name string) string {
+	var b strings.Builder
+	dash := false
+	for _, c := range strings.ToLower(name) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			dash = false
+			b.WriteRune(c)
+			if b.Len() >= maxNameLen {
+				return strings.TrimRight(b.String()[:maxNameLen], "-")
+			}
+		default:
+			dash = true
+		}
+	}
+	if b.Len() == 0 {
+		return "printer"
+	}
+	return b.String()
+}
+
+const maxNameLen = 63
+
+// ValidateName reports whether name can name a printer: 1 to 63 characters of a-z, 0-9, '-' and '_', starting
+// with a letter or digit (it appears in URLs, command lines and file-free logs unquoted).
+func ValidateName(name string) error {
+	ok := len(name) > 0 && len(name) <= maxNameLen
+	for i := 0; ok && i < len(name); i++ {
+		c := name[i]
+		alnum := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+		ok = alnum || i > 0 && (c == '-' || c == '_')
+	}
+	if !ok {
+		return newErr(ErrInvalid, nil, fmt.Sprintf("invalid printer name %q: use 1 to %d characters of a-z, 0-9, '-' "+
+			"and '_', starting with a letter or digit (for example %q)", name, maxNameLen, Slug(name)))
+	}
+	return nil
+}
+
+// validate checks what the store relies on: a valid name, a port, a known route.
+func (r *Record) validate() error {
+	if err := ValidateName(r.Name); err != nil {
+		return err
+	}
+	if r.Port < 1 || r.Port > 65535 {
+		return newErr(ErrInvalid, nil, fmt.Sprintf("printer %q: port %d is outside 1..65535", r.Name, r.Port))
+	}
+	switch r.Route {
+	case RouteRelay, RouteLAN, RouteAuto:
+	default:
+		return newErr(ErrInvalid, nil, fmt.Sprintf("printer %q: route %q is not one of relay, lan, auto", r.Name, r.Route))
+	}
+	return nil
+}
+
+// diskRecord is the JSON inside a sealed record. Its short keys are the on-disk format, separate from the Go
+// struct so that renaming a field does not change the file.
+type diskRecord struct {
+	Name                 string    `json:"n"`
+	ConnectionID         string    `json:"id"`
+	URL                  string    `json:"url"`
+	BasicUser            string    `json:"bu,omitempty"`
+	BasicPassword        string    `json:"bp,omitempty"`
+	BearerToken          string    `json:"bt,omitempty"`
+	AppAPIToken          string    `json:"at,omitempty"`
+	OctoPrintAPIKey      string    `json:"ok,omitempty"`
+	PrinterName          string    `json:"pn,omitempty"`
+	UserPrinterAccessURL string    `json:"pu,omitempty"`
+	LastKnownLocalIP     string    `json:"ip,omitempty"`
+	PrinterID            string    `json:"pid,omitempty"`
+	Port                 int       `json:"port"`
+	Route                string    `json:"route"`
+	CreatedAt            time.Time `json:"ct"`
+	WebhookURL           string    `json:"wu,omitempty"`
+	WebhookEvents        []int     `json:"we,omitempty"`
+	WebhookSetAt         time.Time `json:"ws"`
+}
+
+// padTo is the block the plaintext is padded to, so that ciphertext lengths say little about the secrets.
+const padTo = 256
+
+// encodeRecord is the padded plaintext of r (JSON allows the trailing spaces used as padding).
+func encodeRecord(r Record) ([]byte, error) {
+	b, err := json.Marshal(diskRecord{
+		Name: r.Name, ConnectionID: r.ConnectionID, URL: r.URL,
+		BasicUser: r.BasicUser, BasicPassword: r.BasicPassword, BearerToken: r.BearerToken,
+		AppAPIToken: r.AppAPIToken, OctoPrintAPIKey: r.OctoPrintAPIKey,
+		PrinterName: r.PrinterName, UserPrinterAccessURL: r.UserPrinterAccessURL,
+		LastKnownLocalIP: r.LastKnownLocalIP, PrinterID: r.PrinterID,
+		Port: r.Port, Route: r.Route, CreatedAt: r.CreatedAt,
+		WebhookURL: r.WebhookURL, WebhookEvents: r.WebhookEvents, WebhookSetAt: r.WebhookSetAt,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n := (len(b)/padTo + 1) * padTo
+	return append(b, bytes.Repeat([]byte{' '}, n-len(b))...), nil
+}
+
+// decodeRecord parses and validates an authenticated plaintext. It must never panic, whatever the input.
+func decodeRecord(plain []byte) (Record, error) {
+	var d diskRecord
+	dec := json.NewDecoder(bytes.NewReader(plain))
+	if err := dec.Decode(&d); err != nil {
+		return Record{}, fmt.Errorf("record is not valid JSON: %w", err)
+	}
+	if len(bytes.TrimLeft(plain[dec.InputOffset():], " ")) != 0 {
+		return Record{}, errors.New("record has trailing data after its JSON")
+	}
+	r := Record{
+		Name: d.Name, ConnectionID: d.ConnectionID, URL: d.URL,
+		BasicUser: d.BasicUser, BasicPassword: d.BasicPassword, BearerToken: d.BearerToken,
+		AppAPIToken: d.AppAPIToken, OctoPrintAPIKey: d.OctoPrintAPIKey,
+		PrinterName: d.PrinterName, UserPrinterAccessURL: d.UserPrinterAccessURL,
+		LastKnownLocalIP: d.LastKnownLocalIP, PrinterID: d.PrinterID,
+		Port: d.Port, Route: d.Route, CreatedAt: d.CreatedAt,
+		WebhookURL: d.WebhookURL, WebhookEvents: d.WebhookEvents, WebhookSetAt: d.WebhookSetAt,
+		SchemaVersion: SchemaVersion,
+	}
+	if err := r.validate(); err != nil {
+		return Record{}, err
+	}
+	return r, nil
+}

@@ -1,0 +1,254 @@
+package credstore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// entry is a decrypted record with its bucket key.
+type entry struct {
+	key []byte
+	rec Record
+}
+
+// readAll decrypts every record; any that fails makes the whole read fail with ErrCorrupt.
+func (s *Store) readAll(tx *bolt.Tx, dk *dataKeys) ([]entry, error) {
+	b := tx.Bucket(bucketRecords)
+	if b == nil {
+		return nil, corruptErr(s.path, errors.New("its records bucket is missing"))
+	}
+	var out []entry
+	err := b.ForEach(func(k, v []byte) error {
+		r, err := dk.openRecord(k, v)
+		if err != nil {
+			return corruptErr(s.path, fmt.Errorf("a printer record: %w", err))
+		}
+		out = append(out, entry{key: bytes.Clone(k), rec: r})
+		return nil
+	})
+	return out, err
+}
+
+// Put stores a new printer; see Add.
+func (s *Store) Put(r Record) error {
+	_, err := s.Add(r)
+	return err
+}
+
+// Add stores a new printer and returns it as stored. An empty Name becomes Slug(PrinterName) (with -2, -3, ...
+// when taken); a zero Port the first free port from Options.PortBase; an empty Route "relay"; a zero CreatedAt
+// now. A given name or port that is taken is refused (ErrNameTaken, ErrPortTaken) naming its owner.
+func (s *Store) Add(r Record) (Record, error) {
+	if r.Name != "" {
+		if err := ValidateName(r.Name); err != nil {
+			return Record{}, err
+		}
+	}
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = s.opts.Now()
+	}
+	normalize(&r)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	err := s.update(func(tx *bolt.Tx) error {
+		all, err := s.readAll(tx, s.dk)
+		if err != nil {
+			return err
+		}
+		if r.Name == "" {
+			r.Name = uniqueName(Slug(r.PrinterName), all)
+		}
+		if r.Port == 0 {
+			if r.Port = nextFree(all, s.opts.PortBase); r.Port == 0 {
+				return newErr(ErrPortTaken, nil, fmt.Sprintf("no free port from %d up", s.opts.PortBase))
+			}
+		}
+		return s.write(tx, nil, r, all)
+	})
+	if err != nil {
+		return Record{}, err
+	}
+	return r, nil
+}
+
+// write validates r, checks that its name and port are free among all (except the record under oldKey, the
+// one being replaced), and stores it.
+func (s *Store) write(tx *bolt.Tx, oldKey []byte, r Record, all []entry) error {
+	if err := r.validate(); err != nil {
+		return err
+	}
+	for _, e := range all {
+		if oldKey != nil && bytes.Equal(e.key, oldKey) {
+			continue
+		}
+		if e.rec.Name == r.Name {
+			return newErr(ErrNameTaken, nil, fmt.Sprintf("a printer named %q exists (port %d): choose another name, "+
+				"or remove it first with `oeproxy remove %s`", r.Name, e.rec.Port, r.Name))
+		}
+		if e.rec.Port == r.Port {
+			return newErr(ErrPortTaken, nil, fmt.Sprintf("port %d is taken by printer %q: choose another port", r.Port, e.rec.Name))
+		}
+	}
+	bkey, value, err := s.dk.sealRecord(r)
+	if err != nil {
+		return err
+	}
+	b := tx.Bucket(bucketRecords)
+	if oldKey != nil && !bytes.Equal(oldKey, bkey) {
+		if err := b.Delete(oldKey); err != nil {
+			return err
+		}
+	}
+	return b.Put(bkey, value)
+}
+
+// normalize fills defaults and puts times in the form they come back from the file (UTC, no monotonic
+// reading), so that what Add returns equals what Get returns.
+func normalize(r *Record) {
+	if r.Route == "" {
+		r.Route = RouteRelay
+	}
+	r.CreatedAt = r.CreatedAt.Round(0).UTC()
+	r.WebhookSetAt = r.WebhookSetAt.Round(0).UTC()
+	r.SchemaVersion = SchemaVersion
+}
+
+func uniqueName(base string, all []entry) string {
+	taken := map[string]bool{}
+	for _, e := range all {
+		taken[e.rec.Name] = true
+	}
+	name := base
+	for i := 2; taken[name]; i++ {
+		suffix := "-" + strconv.Itoa(i)
+		name = strings.TrimRight(base[:min(len(base), maxNameLen-len(suffix))], "-") + suffix
+	}
+	return name
+}
+
+func nextFree(all []entry, base int) int {
+	used := map[int]bool{}
+	for _, e := range all {
+		used[e.rec.Port] = true
+	}
+	for p := base; p <= 65535; p++ {
+		if !used[p] {
+			return p
+		}
+	}
+	return 0
+}
+
+// Update changes the printer called name in one transaction: fn gets a copy to modify; an error from fn is
+// returned as is and changes nothing. Renaming and changing the port are checked like Add. fn runs inside the
+// store's write transaction and must not call the Store.
+func (s *Store) Update(name string, fn func(*Record) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.update(func(tx *bolt.Tx) error {
+		bkey := s.dk.bucketKey(name)
+		v := tx.Bucket(bucketRecords).Get(bkey)
+		if v == nil {
+			return notFoundErr(name)
+		}
+		r, err := s.dk.openRecord(bkey, v)
+		if err != nil {
+			return corruptErr(s.path, fmt.Errorf("printer %q: %w", name, err))
+		}
+		if err := fn(&r); err != nil {
+			return err
+		}
+		normalize(&r)
+		all, err := s.readAll(tx, s.dk)
+		if err != nil {
+			return err
+		}
+		return s.write(tx, bkey, r, all)
+	})
+}
+
+func notFoundErr(name string) error {
+	return newErr(ErrNotFound, nil, fmt.Sprintf("no printer named %q: `oeproxy list` shows the names", name))
+}
+
+// Get returns the printer called name (ErrNotFound when there is none).
+func (s *Store) Get(name string) (Record, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var r Record
+	err := s.view(func(tx *bolt.Tx) error {
+		bkey := s.dk.bucketKey(name)
+		v := tx.Bucket(bucketRecords).Get(bkey)
+		if v == nil {
+			return notFoundErr(name)
+		}
+		var err error
+		if r, err = s.dk.openRecord(bkey, v); err != nil {
+			return corruptErr(s.path, fmt.Errorf("printer %q: %w", name, err))
+		}
+		return nil
+	})
+	return r, err
+}
+
+// List returns every printer, sorted by port.
+func (s *Store) List() ([]Record, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var all []entry
+	err := s.view(func(tx *bolt.Tx) (err error) {
+		all, err = s.readAll(tx, s.dk)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Record, len(all))
+	for i, e := range all {
+		out[i] = e.rec
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Port < out[j].Port })
+	return out, nil
+}
+
+// Delete forgets the printer called name (ErrNotFound when there is none). It works even when that record is
+// damaged, since it does not need to decrypt it.
+func (s *Store) Delete(name string) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRecords)
+		bkey := s.dk.bucketKey(name)
+		if b.Get(bkey) == nil {
+			return notFoundErr(name)
+		}
+		return b.Delete(bkey)
+	})
+}
+
+// NextFreePort is the first port from base (Options.PortBase when base <= 0) that no printer uses, or 0 when
+// none is left. Another process or a concurrent Add may take it first: Add reports that as ErrPortTaken (and
+// Add with Port 0 picks the port inside its own transaction). When the store cannot be read it returns base;
+// the Add that follows reports why.
+func (s *Store) NextFreePort(base int) int {
+	if base <= 0 {
+		base = s.opts.PortBase
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	port := base
+	_ = s.view(func(tx *bolt.Tx) error {
+		all, err := s.readAll(tx, s.dk)
+		if err == nil {
+			port = nextFree(all, base)
+		}
+		return err
+	})
+	return port
+}
