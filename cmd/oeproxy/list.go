@@ -1,0 +1,59 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/oeproxy/oeproxy/credstore"
+)
+
+func init() { commands = append(commands, newListCmd) }
+
+func newListCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the connected printers (never their secrets)",
+		Long: `List the printers oeproxy knows: name, local port and URL, printer name and relay host.
+Secrets are never shown. With --json, prints an array of objects with the keys name, port, local_url,
+route, printer_name, app_connection_id, relay_host, created_at (RFC 3339), printer_id,
+has_octoprint_api_key and webhook_set_at.`,
+		Example: "  oeproxy list\n  oeproxy list --json | jq -r '.[].local_url'",
+		Args:    args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctl, done, err := a.control(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			list, err := ctl.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if list == nil {
+				list = []credstore.PublicRecord{}
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(list)
+			}
+			if len(list) == 0 {
+				_, err := fmt.Fprintln(a.out, "No printers yet: run `oeproxy connect` to add one.")
+				return err
+			}
+			tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tLOCAL URL\tPRINTER\tRELAY HOST\tCREATED")
+			for _, p := range list {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.LocalURL, p.PrinterName, p.RelayHost, p.CreatedAt.Local().Format(time.DateTime))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array (stable keys, see --help)")
+	return cmd
+}

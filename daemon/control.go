@@ -1,0 +1,227 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/portalflow"
+)
+
+// SocketName is the control socket's file name inside the data directory.
+const SocketName = "oeproxy.sock"
+
+// Control is what the command line asks of oeproxy. The same interface is served by the running daemon over the
+// control socket and, when no daemon runs, by the store directly, so the user sees the same result either way.
+type Control interface {
+	List(ctx context.Context) ([]credstore.PublicRecord, error)
+	Add(ctx context.Context, req AddRequest) (credstore.PublicRecord, error)
+	Remove(ctx context.Context, name string) (credstore.PublicRecord, error)
+}
+
+// AddRequest stores a new App Connection from a validated portal completion.
+type AddRequest struct {
+	Completion portalflow.Completion `json:"completion"`
+	// Name is the local name; empty: a slug of the printer name.
+	Name string `json:"name,omitempty"`
+	// Port is the local port; 0: the next free one from listen.port_base.
+	Port int `json:"port,omitempty"`
+	// PrinterID is the OctoEverywhere printer ID when discovered.
+	PrinterID string `json:"printer_id,omitempty"`
+}
+
+// Error kinds carried over the control socket, so the client returns the same sentinel errors as the store.
+var (
+	ErrConflict = errors.New("already taken")
+	ErrNotFound = errors.New("no such printer")
+	ErrInvalid  = errors.New("invalid request")
+)
+
+// errorBody is the JSON error of the control API.
+type errorBody struct {
+	Error string `json:"error"`
+	Kind  string `json:"kind,omitempty"`
+}
+
+func kindOf(err error) (string, int) {
+	switch {
+	case errors.Is(err, ErrConflict), errors.Is(err, credstore.ErrExists):
+		return "conflict", http.StatusConflict
+	case errors.Is(err, ErrNotFound), errors.Is(err, credstore.ErrNotFound):
+		return "not_found", http.StatusNotFound
+	case errors.Is(err, ErrInvalid):
+		return "invalid", http.StatusBadRequest
+	}
+	return "", http.StatusInternalServerError
+}
+
+func errorFromKind(kind, msg string) error {
+	switch kind {
+	case "conflict":
+		return fmt.Errorf("%w: %s", ErrConflict, strings.TrimPrefix(msg, ErrConflict.Error()+": "))
+	case "not_found":
+		return fmt.Errorf("%w: %s", ErrNotFound, strings.TrimPrefix(msg, ErrNotFound.Error()+": "))
+	case "invalid":
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(msg, ErrInvalid.Error()+": "))
+	}
+	return errors.New(msg)
+}
+
+// ControlHandler serves c as the control API (HTTP over the unix socket; the socket's 0600 mode is the
+// authentication, as with dockerd or tailscaled).
+func ControlHandler(c Control) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/printers", func(w http.ResponseWriter, r *http.Request) {
+		list, err := c.List(r.Context())
+		reply(w, list, err)
+	})
+	mux.HandleFunc("POST /v1/printers", func(w http.ResponseWriter, r *http.Request) {
+		var req AddRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+			reply(w, nil, fmt.Errorf("%w: %v", ErrInvalid, err))
+			return
+		}
+		rec, err := c.Add(r.Context(), req)
+		reply(w, rec, err)
+	})
+	mux.HandleFunc("DELETE /v1/printers/{name}", func(w http.ResponseWriter, r *http.Request) {
+		rec, err := c.Remove(r.Context(), r.PathValue("name"))
+		reply(w, rec, err)
+	})
+	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, map[string]int{"pid": os.Getpid()}, nil)
+	})
+	return mux
+}
+
+func reply(w http.ResponseWriter, v any, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		kind, status := kindOf(err)
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(errorBody{Error: err.Error(), Kind: kind})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// ListenControl creates the control socket at path with mode 0600. A stale socket (left by a crash) is removed;
+// a live one means another daemon serves this data directory.
+func ListenControl(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create the data directory for the control socket: %w", err)
+	}
+	if _, err := os.Lstat(path); err == nil {
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("control socket %s is served by another oeproxy: stop it first", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale control socket %s: %w", path, err)
+		}
+	}
+	old := syscall.Umask(0o177)
+	l, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on control socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("restrict control socket %s to its owner: %w", path, err)
+	}
+	return l, nil
+}
+
+// ControlClient talks to a running daemon over its control socket.
+type ControlClient struct {
+	path string
+	hc   *http.Client
+}
+
+// ErrNoDaemon means no daemon answers on the control socket; the caller opens the store itself.
+var ErrNoDaemon = errors.New("no oeproxy daemon is running")
+
+// DialControl connects to the daemon's socket at path, or returns ErrNoDaemon.
+func DialControl(ctx context.Context, path string) (*ControlClient, error) {
+	c := &ControlClient{path: path, hc: &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}}}
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := c.do(pctx, http.MethodGet, "/v1/ping", nil, nil); err != nil {
+		var ne *net.OpError
+		if errors.As(err, &ne) || errors.Is(err, os.ErrNotExist) {
+			return nil, ErrNoDaemon
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close releases idle connections.
+func (c *ControlClient) Close() { c.hc.CloseIdleConnections() }
+
+func (c *ControlClient) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://oeproxy"+path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e errorBody
+		if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&e) != nil || e.Error == "" {
+			return fmt.Errorf("daemon answered %s on the control socket %s", resp.Status, c.path)
+		}
+		return errorFromKind(e.Kind, e.Error)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// List implements Control.
+func (c *ControlClient) List(ctx context.Context) ([]credstore.PublicRecord, error) {
+	var out []credstore.PublicRecord
+	return out, c.do(ctx, http.MethodGet, "/v1/printers", nil, &out)
+}
+
+// Add implements Control.
+func (c *ControlClient) Add(ctx context.Context, req AddRequest) (credstore.PublicRecord, error) {
+	var out credstore.PublicRecord
+	return out, c.do(ctx, http.MethodPost, "/v1/printers", req, &out)
+}
+
+// Remove implements Control.
+func (c *ControlClient) Remove(ctx context.Context, name string) (credstore.PublicRecord, error) {
+	var out credstore.PublicRecord
+	return out, c.do(ctx, http.MethodDelete, "/v1/printers/"+url.PathEscape(name), nil, &out)
+}

@@ -1,0 +1,276 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/oeproxy/oeproxy/config"
+	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/proxy"
+)
+
+// Options configure a Daemon.
+type Options struct {
+	Config config.Config
+	// Store must already be open: serve takes the store's lock before binding any port, so a second daemon on
+	// the same data directory fails on the lock, not on a port.
+	Store  *credstore.Store
+	Logger *zap.Logger
+	// Transport reaches OctoEverywhere (oenet.Options.Transport()).
+	Transport http.RoundTripper
+	// Ready, when set, is called once every listener is up.
+	Ready func(*Daemon)
+}
+
+// Daemon serves every stored printer on its own port, plus the control socket and the admin listener.
+type Daemon struct {
+	o       Options
+	log     *zap.Logger
+	control *Printers
+
+	mu       sync.Mutex
+	printers map[string]*printerServer
+	closing  bool
+	wg       sync.WaitGroup
+
+	adminAddr string
+}
+
+type printerServer struct {
+	rec     credstore.Record
+	addr    string
+	srv     *http.Server
+	handler *proxy.Handler
+	done    chan struct{}
+}
+
+// New checks the options. Nothing is bound until Run.
+func New(o Options) (*Daemon, error) {
+	if o.Store == nil || o.Transport == nil {
+		return nil, errors.New("daemon: Store and Transport are required")
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	d := &Daemon{o: o, log: o.Logger, printers: map[string]*printerServer{}}
+	d.control = &Printers{
+		Store: o.Store, PortBase: o.Config.Listen.PortBase, ListenHost: o.Config.Listen.Host,
+		RelayDomain: o.Config.OctoEverywhere.RelayDomain,
+		OnAdd:       d.startPrinter,
+		OnRemove:    d.stopPrinter,
+	}
+	return d, nil
+}
+
+// Control is the daemon's Control (the same one the socket serves).
+func (d *Daemon) Control() Control { return d.control }
+
+// SocketPath is where the control socket lives.
+func (d *Daemon) SocketPath() string { return filepath.Join(d.o.Config.DataDir, SocketName) }
+
+// PrinterAddr returns the address a printer's listener is bound to ("" when not serving).
+func (d *Daemon) PrinterAddr(name string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p := d.printers[name]; p != nil {
+		return p.addr
+	}
+	return ""
+}
+
+// AdminAddr is the bound admin address.
+func (d *Daemon) AdminAddr() string { return d.adminAddr }
+
+// Run serves until ctx ends, then drains in-flight requests for shutdown_grace.
+func (d *Daemon) Run(ctx context.Context) error {
+	cfg := d.o.Config
+	if !config.IsLoopbackHost(cfg.Listen.Host) {
+		d.log.Warn("printer listeners bind beyond loopback: anyone who can reach these ports controls the printers",
+			zap.String("listen.host", cfg.Listen.Host))
+	}
+	if cfg.OctoEverywhere.AppID == config.DevTestAppID {
+		d.log.Info("using OctoEverywhere's public test App ID devtest", zap.String("key", "octoeverywhere.app_id"))
+	}
+
+	ctl, err := ListenControl(d.SocketPath())
+	if err != nil {
+		return err
+	}
+	ctlSrv := &http.Server{Handler: ControlHandler(d.control), ReadHeaderTimeout: 10 * time.Second}
+	d.goServe("control", func() error { return ctlSrv.Serve(ctl) })
+
+	admin, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		ctlSrv.Close()
+		return fmt.Errorf("admin listener %s: %w (set admin.listen to a free address)", cfg.Admin.Listen, err)
+	}
+	d.adminAddr = admin.Addr().String()
+	adminSrv := &http.Server{Handler: d.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	d.goServe("admin", func() error { return adminSrv.Serve(admin) })
+
+	recs, err := d.o.Store.List()
+	if err != nil {
+		ctlSrv.Close()
+		adminSrv.Close()
+		return err
+	}
+	for _, r := range recs {
+		if err := d.startPrinter(r); err != nil {
+			d.log.Error("printer not served", zap.String("printer", r.Name), zap.Error(err))
+		}
+	}
+	d.log.Info("oeproxy serving", zap.Int("printers", len(recs)), zap.String("admin", "http://"+d.adminAddr),
+		zap.String("control_socket", d.SocketPath()))
+	if d.o.Ready != nil {
+		d.o.Ready(d)
+	}
+
+	<-ctx.Done()
+	d.log.Info("shutting down: draining in-flight requests", zap.Duration("grace", cfg.ShutdownGrace))
+	grace, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	d.mu.Lock()
+	d.closing = true
+	servers := make([]*printerServer, 0, len(d.printers))
+	for _, p := range d.printers {
+		servers = append(servers, p)
+	}
+	d.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.shutdownPrinter(grace, p)
+		}()
+	}
+	wg.Wait()
+	_ = ctlSrv.Shutdown(grace)
+	_ = adminSrv.Shutdown(grace)
+	d.wg.Wait()
+	d.log.Info("oeproxy stopped")
+	return nil
+}
+
+func (d *Daemon) goServe(what string, serve func() error) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			d.log.Error("listener stopped", zap.String("listener", what), zap.Error(err))
+		}
+	}()
+}
+
+// startPrinter binds the printer's port and serves its proxy handler. A busy port fails only this printer.
+func (d *Daemon) startPrinter(rec credstore.Record) error {
+	cfg := d.o.Config
+	relay, err := url.Parse(rec.URL)
+	if err != nil {
+		return fmt.Errorf("stored relay URL of %q does not parse: %w (remove and connect the printer again)", rec.Name, err)
+	}
+	addr := net.JoinHostPort(cfg.Listen.Host, strconv.Itoa(rec.Port))
+	h, err := proxy.New(proxy.Printer{
+		Name: rec.Name, RelayURL: relay, Auth: cfg.OctoEverywhere.Auth,
+		BasicUser: rec.BasicUser, BasicPassword: rec.BasicPassword, BearerToken: rec.BearerToken,
+	}, proxy.Options{
+		Transport:       d.o.Transport,
+		Logger:          d.log.With(zap.String("printer", rec.Name)),
+		ListenAddr:      addr,
+		AllowedHosts:    cfg.Listen.AllowedHosts,
+		AppID:           cfg.OctoEverywhere.AppID,
+		PortalURL:       cfg.OctoEverywhere.PortalURL,
+		PingInterval:    cfg.WebSocket.PingInterval,
+		MaxMessageBytes: cfg.WebSocket.MaxMessageBytes,
+	})
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closing {
+		h.Close()
+		return errors.New("daemon is shutting down")
+	}
+	if _, ok := d.printers[rec.Name]; ok {
+		h.Close()
+		return fmt.Errorf("printer %q is already served", rec.Name)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		h.Close()
+		return fmt.Errorf("port %d for printer %q is busy or not allowed: %w (free it, or give the printer another port with `oeproxy remove %s` and `oeproxy connect --port`)", rec.Port, rec.Name, err, rec.Name)
+	}
+	ps := &printerServer{rec: rec, addr: l.Addr().String(), handler: h, done: make(chan struct{}),
+		srv: &http.Server{
+			Handler: h,
+			// No ReadTimeout/WriteTimeout: uploads and webcam streams last as long as they last.
+			ReadHeaderTimeout: 30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    1 << 20,
+			ErrorLog:          zap.NewStdLog(d.log.With(zap.String("printer", rec.Name))),
+		}}
+	d.printers[rec.Name] = ps
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer close(ps.done)
+		if err := ps.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("printer listener stopped", zap.String("printer", rec.Name), zap.Error(err))
+		}
+	}()
+	d.log.Info("printer serving", zap.String("printer", rec.Name), zap.String("local_url", "http://"+ps.addr),
+		zap.String("relay_host", relay.Host))
+	return nil
+}
+
+// stopPrinter stops one printer's listener without touching the others.
+func (d *Daemon) stopPrinter(rec credstore.Record) {
+	d.mu.Lock()
+	p := d.printers[rec.Name]
+	delete(d.printers, rec.Name)
+	d.mu.Unlock()
+	if p == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.shutdownPrinter(ctx, p)
+	d.log.Info("printer removed", zap.String("printer", rec.Name))
+}
+
+func (d *Daemon) shutdownPrinter(ctx context.Context, p *printerServer) {
+	// WebSockets are hijacked connections that Shutdown does not track: close them (1001) first.
+	p.handler.Close()
+	if err := p.srv.Shutdown(ctx); err != nil {
+		d.log.Warn("grace time over: closing remaining connections", zap.String("printer", p.rec.Name))
+		p.srv.Close()
+	}
+	<-p.done
+}
+
+func (d *Daemon) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		n := len(d.printers)
+		d.mu.Unlock()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "ready: %d printer listener(s) up\n", n)
+	})
+	return mux
+}

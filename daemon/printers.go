@@ -1,0 +1,149 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/portalflow"
+)
+
+// Printers is the store-backed Control: it names, allocates ports, validates and stores. The daemon wraps it
+// to start and stop listeners; the command line uses it directly when no daemon runs.
+type Printers struct {
+	Store       *credstore.Store
+	PortBase    int
+	ListenHost  string
+	RelayDomain string
+	// Now defaults to time.Now.
+	Now func() time.Time
+	// OnAdd and OnRemove run after the store changed (the daemon starts or stops the printer's listener).
+	OnAdd    func(credstore.Record) error
+	OnRemove func(credstore.Record)
+
+	mu sync.Mutex // serialises name and port allocation
+}
+
+// List implements Control.
+func (p *Printers) List(context.Context) ([]credstore.PublicRecord, error) {
+	recs, err := p.Store.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]credstore.PublicRecord, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, r.PublicWithHost(p.ListenHost))
+	}
+	return out, nil
+}
+
+// Add implements Control. The completion is validated again here because the control socket may be reached by
+// any program of the same user.
+func (p *Printers) Add(_ context.Context, req AddRequest) (credstore.PublicRecord, error) {
+	if err := portalflow.Validate(req.Completion, p.RelayDomain); err != nil {
+		return credstore.PublicRecord{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if req.Port < 0 || req.Port > 65535 {
+		return credstore.PublicRecord{}, fmt.Errorf("%w: port %d is not a TCP port (1..65535)", ErrInvalid, req.Port)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	existing, err := p.Store.List()
+	if err != nil {
+		return credstore.PublicRecord{}, err
+	}
+	name := req.Name
+	if name == "" {
+		name = uniqueName(credstore.Slug(req.Completion.PrinterName), existing)
+	} else if name != credstore.Slug(name) {
+		return credstore.PublicRecord{}, fmt.Errorf("%w: name %q may use only lower-case letters, digits and '-' (try %q)", ErrInvalid, name, credstore.Slug(name))
+	}
+	port := req.Port
+	if port == 0 {
+		port = p.freePort(existing)
+	}
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	c := req.Completion
+	rec := credstore.Record{
+		Name: name, ConnectionID: c.ID, URL: c.URL,
+		BasicUser: c.BasicUser, BasicPassword: c.BasicPassword, BearerToken: c.BearerToken,
+		AppAPIToken: c.AppAPIToken, OctoPrintAPIKey: c.OctoPrintAPIKey,
+		PrinterName: c.PrinterName, UserPrinterAccessURL: c.UserPrinterAccessURL,
+		LastKnownLocalIP: c.PrinterLastKnownLocalIP, PrinterID: req.PrinterID,
+		Port: port, Route: "relay", CreatedAt: now().UTC().Truncate(time.Second),
+	}
+	if err := p.Store.Put(rec); err != nil {
+		return credstore.PublicRecord{}, err
+	}
+	if p.OnAdd != nil {
+		if err := p.OnAdd(rec); err != nil {
+			// The record is kept: the secrets cannot be fetched again. The listener problem is reported.
+			return rec.PublicWithHost(p.ListenHost), fmt.Errorf("printer %q stored, but its listener did not start: %w", name, err)
+		}
+	}
+	return rec.PublicWithHost(p.ListenHost), nil
+}
+
+// Remove implements Control.
+func (p *Printers) Remove(_ context.Context, name string) (credstore.PublicRecord, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rec, err := p.Store.Get(name)
+	if err != nil {
+		return credstore.PublicRecord{}, err
+	}
+	if err := p.Store.Delete(name); err != nil {
+		return credstore.PublicRecord{}, err
+	}
+	if p.OnRemove != nil {
+		p.OnRemove(rec)
+	}
+	return rec.PublicWithHost(p.ListenHost), nil
+}
+
+func uniqueName(base string, existing []credstore.Record) string {
+	if base == "" {
+		base = "printer"
+	}
+	taken := map[string]bool{}
+	for _, r := range existing {
+		taken[r.Name] = true
+	}
+	name := base
+	for i := 2; taken[name]; i++ {
+		name = base + "-" + strconv.Itoa(i)
+	}
+	return name
+}
+
+// freePort returns the first port from PortBase that no stored printer owns and that can be bound now.
+func (p *Printers) freePort(existing []credstore.Record) int {
+	owned := map[int]bool{}
+	for _, r := range existing {
+		owned[r.Port] = true
+	}
+	host := p.ListenHost
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	for port := max(p.PortBase, 1); port <= 65535; port++ {
+		if owned[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(port)))
+		if err != nil {
+			continue // used by another program
+		}
+		l.Close()
+		return port
+	}
+	return 0
+}

@@ -1,0 +1,234 @@
+// Package demo owns `oeproxy demo`: an offline end-to-end run that starts oesim (OctoEverywhere and two
+// simulated printers), links both printers through the real portal flow and the real loopback callback,
+// stores the credentials encrypted in a temporary data directory, and serves them with the real daemon.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/oeproxy/oeproxy/config"
+	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/daemon"
+	"github.com/oeproxy/oeproxy/internal/oenet"
+	"github.com/oeproxy/oeproxy/oesim"
+	"github.com/oeproxy/oeproxy/portalflow"
+)
+
+// Options configure a demo run.
+type Options struct {
+	Out    io.Writer
+	Logger *zap.Logger
+	// PortBase is the first local port tried (default 5001; the next free ones are used when busy).
+	PortBase int
+	// Check fetches each printer's API through oeproxy and reports the result.
+	Check bool
+	// Ready, when set, is called with the printers once they are served (tests).
+	Ready func(printers []credstore.PublicRecord)
+}
+
+// Run runs the demo until ctx ends, then removes everything it created.
+func Run(ctx context.Context, o Options) error {
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.PortBase == 0 {
+		o.PortBase = 5001
+	}
+	out := o.Out
+	sim, err := oesim.Start(ctx, oesim.Options{AutoApprove: true, Logger: o.Logger.Named("oesim")})
+	if err != nil {
+		return fmt.Errorf("start the OctoEverywhere simulation: %w", err)
+	}
+	defer sim.Close()
+
+	dir, err := os.MkdirTemp("", "oeproxy-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	caFile := filepath.Join(dir, "oesim-ca.pem")
+	if err := os.WriteFile(caFile, sim.CACertPEM, 0o600); err != nil {
+		return err
+	}
+	cfg, err := config.Load(config.LoadOptions{File: os.DevNull,
+		LookupEnv: func(string) (string, bool) { return "", false }, Environ: func() []string { return nil }, Home: dir})
+	if err != nil {
+		return err
+	}
+	c := cfg.Config
+	c.DataDir = filepath.Join(dir, "data")
+	c.Store.KeyFile = filepath.Join(c.DataDir, "master.key")
+	c.Listen.PortBase = o.PortBase
+	c.Admin.Listen = "127.0.0.1:0"
+	c.OctoEverywhere.PortalURL = sim.PortalURL
+	c.OctoEverywhere.APIURL = sim.APIURL
+	c.OctoEverywhere.RelayDomain = sim.Domain
+	c.OctoEverywhere.ConnectTo = sim.Addr
+	c.TLS.CAFile = caFile
+	c.ShutdownGrace = 2 * time.Second
+
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return err
+	}
+	st, err := credstore.Open(filepath.Join(c.DataDir, "credentials.db"),
+		credstore.KeyFile(c.Store.KeyFile), credstore.Options{PortBase: c.Listen.PortBase})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	roots, err := oenet.LoadRoots(caFile)
+	if err != nil {
+		return err
+	}
+	transport := oenet.Options{ConnectTo: sim.Addr, RootCAs: roots}.Transport()
+	defer transport.CloseIdleConnections()
+
+	ready := make(chan *daemon.Daemon, 1)
+	d, err := daemon.New(daemon.Options{Config: c, Store: st, Logger: o.Logger, Transport: transport,
+		Ready: func(d *daemon.Daemon) { ready <- d }})
+	if err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	runErr := make(chan error, 1)
+	go func() { runErr <- d.Run(runCtx) }()
+	select {
+	case <-ready:
+	case err := <-runErr:
+		return err
+	}
+
+	fmt.Fprintf(out, "OctoEverywhere simulation on %s (portal %s)\n\n", sim.Addr, sim.PortalURL)
+	var linked []credstore.PublicRecord
+	for _, p := range sim.Printers() {
+		rec, err := link(ctx, sim, &c, d.Control(), p, o.Logger)
+		if err != nil {
+			stop()
+			<-runErr
+			return fmt.Errorf("link %s: %w", p.Name, err)
+		}
+		linked = append(linked, rec)
+	}
+	for _, r := range linked {
+		fmt.Fprintf(out, "%s (%s)\n", r.PrinterName, r.Name)
+		fmt.Fprintf(out, "  open in a browser:  %s/   (printer page: live webcam and WebSocket readout)\n", r.LocalURL)
+		fmt.Fprintf(out, "  slicer host:        %s\n", r.LocalURL)
+		fmt.Fprintf(out, "  relay host:         %s\n\n", r.RelayHost)
+	}
+	fmt.Fprintln(out, "PrusaSlicer/OrcaSlicer: add a physical printer, host type OctoPrint (or Klipper for the Moonraker")
+	fmt.Fprintln(out, "printer), and paste the slicer host above; any API key works on the simulated printers.")
+	if o.Check {
+		if err := check(ctx, out, linked); err != nil {
+			stop()
+			<-runErr
+			return err
+		}
+	}
+	if o.Ready != nil {
+		o.Ready(linked)
+	}
+	fmt.Fprintln(out, "Press Ctrl-C to stop; the temporary data directory is removed on exit.")
+	select {
+	case <-ctx.Done():
+	case err := <-runErr:
+		return err
+	}
+	stop()
+	return <-runErr
+}
+
+// link runs the real portal flow for one simulated printer: discovery on its LAN address, the portal
+// (auto-approved, with the simulation's client playing the browser), the loopback callback, and the store.
+func link(ctx context.Context, sim *oesim.Sim, c *config.Config, ctl daemon.Control, p *oesim.Printer, log *zap.Logger) (credstore.PublicRecord, error) {
+	lan := p.BackendURL
+	id, warn := portalflow.DiscoverPrinterID(ctx, lan, "", &http.Client{Timeout: 5 * time.Second})
+	if warn != nil {
+		log.Warn("printer ID not discovered", zap.String("printer", p.Name), zap.Error(warn))
+	}
+	flow, err := portalflow.NewFlow(portalflow.FlowOptions{
+		PortalURL: c.OctoEverywhere.PortalURL, AppID: c.OctoEverywhere.AppID, RelayDomain: c.OctoEverywhere.RelayDomain,
+		PrinterID: id, ListenAddr: "127.0.0.1:0", Logger: log,
+	})
+	if err != nil {
+		return credstore.PublicRecord{}, err
+	}
+	defer flow.Close()
+	portal, err := flow.Start(ctx)
+	if err != nil {
+		return credstore.PublicRecord{}, err
+	}
+	if err := browse(ctx, sim.HTTPClient(), portal); err != nil {
+		return credstore.PublicRecord{}, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	comp, err := flow.Wait(wctx)
+	if err != nil {
+		return credstore.PublicRecord{}, err
+	}
+	return ctl.Add(ctx, daemon.AddRequest{Completion: comp, PrinterID: id})
+}
+
+// browse follows the portal's redirect to the loopback callback, as a browser would.
+func browse(ctx context.Context, simClient *http.Client, portal string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, portal, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := simClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode/100 != 3 || loc == "" {
+		return fmt.Errorf("portal answered %s without a redirect", resp.Status)
+	}
+	req, err = http.NewRequestWithContext(ctx, http.MethodGet, loc, nil)
+	if err != nil {
+		return err
+	}
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("callback answered %s", resp.Status)
+	}
+	return nil
+}
+
+// check fetches each printer's version endpoint through oeproxy.
+func check(ctx context.Context, out io.Writer, printers []credstore.PublicRecord) error {
+	var errs []error
+	for _, p := range printers {
+		for _, path := range []string{"/api/version", "/server/info"} {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.LocalURL+path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s%s: %w", p.LocalURL, path, err))
+				continue
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				fmt.Fprintf(out, "check: GET %s%s through oeproxy: %s\n", p.LocalURL, path, resp.Status)
+				break
+			}
+			if path == "/server/info" {
+				errs = append(errs, fmt.Errorf("%s: no API answered (last %s)", p.LocalURL, resp.Status))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,103 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+)
+
+// The local port holds the printer's credential on behalf of whoever can reach it. Two browser attacks could
+// borrow it: a web page that rebinds its DNS name to 127.0.0.1 (stopped by the Host check: the browser still
+// sends the attacker's name), and a web page that posts to http://127.0.0.1:<port> or opens a WebSocket to it
+// (stopped by the Origin check). Slicers, curl and scripts send no Origin and pass.
+
+// hostAllowed reports whether the Host header names this listener: a loopback name or address with any port,
+// the listen address, or an entry of AllowedHosts ("name" for any port, "name:port" for one).
+func (h *Handler) hostAllowed(host string) bool {
+	host = strings.ToLower(strings.TrimSpace(host))
+	if host == "" {
+		return false
+	}
+	name, port := splitHostPort(host)
+	if isLoopbackName(name) {
+		return true
+	}
+	if l := strings.ToLower(h.opts.ListenAddr); l != "" {
+		ln, lp := splitHostPort(l)
+		if name == ln && (port == lp || (port == "" && lp == "80")) && !isUnspecified(ln) {
+			return true
+		}
+	}
+	for _, a := range h.opts.AllowedHosts {
+		a = strings.ToLower(strings.TrimSpace(a))
+		an, ap := splitHostPort(a)
+		if an == name && (ap == "" || ap == port) {
+			return true
+		}
+	}
+	return false
+}
+
+// splitHostPort splits "name:port", "[v6]:port", "name" and "[v6]"; the name loses brackets and a trailing dot.
+func splitHostPort(hp string) (name, port string) {
+	if n, p, err := net.SplitHostPort(hp); err == nil {
+		name, port = n, p
+	} else {
+		name = strings.TrimSuffix(strings.TrimPrefix(hp, "["), "]")
+	}
+	return strings.TrimSuffix(name, "."), port
+}
+
+func isLoopbackName(name string) bool {
+	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(name)
+	return ip != nil && ip.IsLoopback()
+}
+
+func isUnspecified(name string) bool {
+	ip := net.ParseIP(name)
+	return name == "" || (ip != nil && ip.IsUnspecified())
+}
+
+// originAllowed reports whether a browser Origin, if any, is this printer's local origin: "http://" + the Host
+// the client used. No Origin passes (slicers, curl); "null" (sandboxed frames, file: pages) and several
+// Origin headers do not.
+func originAllowed(r *http.Request) bool {
+	vals := r.Header.Values("Origin")
+	switch len(vals) {
+	case 0:
+		return true
+	case 1:
+		return strings.EqualFold(strings.TrimSpace(vals[0]), "http://"+r.Host)
+	default:
+		return false
+	}
+}
+
+// isWebSocketUpgrade reports whether r asks to switch to the WebSocket protocol.
+func isWebSocketUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+func headerHasToken(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// refuse answers a request the local guard turned down, and logs it (the attack is worth knowing about).
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, status int, title, detail string) {
+	h.log.Warn("refused a local request", zap.Int("status", status), zap.String("reason", title),
+		zap.String("host", r.Host), zap.String("origin", r.Header.Get("Origin")),
+		zap.String("method", r.Method), zap.String("remote", r.RemoteAddr))
+	writeExplanation(w, r, status, explanation{Code: status, Meaning: title, Action: detail})
+}

@@ -1,0 +1,338 @@
+package proxy
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Printer is what one handler needs to reach one printer through its App Connection.
+type Printer struct {
+	// Name is the user's name for the printer; it appears in logs and in the advice of error pages.
+	Name string
+	// RelayURL is the App Connection host, https://app-<id>.<domain>, with no port, path, query or userinfo.
+	RelayURL *url.URL
+	// Auth chooses the credential sent to the relay: "basic" (the default) or "bearer".
+	Auth string
+	// BasicUser and BasicPassword are the App Connection's Basic credential; BearerToken its Bearer token.
+	BasicUser, BasicPassword, BearerToken string
+}
+
+// Hooks lets the daemon count what the handler does (metrics, admin page). Every field may be nil. Hooks are
+// called synchronously from request goroutines, so they must be quick and safe for concurrent use.
+type Hooks struct {
+	// RequestDone is called once per proxied HTTP request; WebSocket handshakes are reported through WebSocket
+	// (and RelayCode when the relay refuses one) instead.
+	RequestDone func(RequestStats)
+	// WebSocket is called with true when a proxied WebSocket opens and false when it ends.
+	WebSocket func(open bool)
+	// Stream is called with true when a streaming response (MJPEG, event stream) starts and false when it ends.
+	Stream func(open bool)
+	// RelayCode is called for every OctoEverywhere 6xx answer, on HTTP requests and WebSocket handshakes.
+	RelayCode func(code int)
+}
+
+// RequestStats describes one finished HTTP request.
+type RequestStats struct {
+	Status   int           // status sent to the client (0 if the client went away before any was sent)
+	BytesIn  int64         // request body bytes read from the client
+	BytesOut int64         // response body bytes written to the client
+	Route    string        // "relay" (a later issue adds "lan")
+	Duration time.Duration // from arrival to the end of the response body
+}
+
+// Options configures a Handler. Transport is required; every other zero value is a safe default.
+type Options struct {
+	// Transport carries requests to the relay; build it with oenet.Options.Transport() so that it has no
+	// compression, no response-header timeout and honours connect_to. WebSocket handshakes use it too.
+	Transport http.RoundTripper
+	// Logger receives one line per state change (6xx code, relay unreachable) and per refused client; default no-op.
+	Logger *zap.Logger
+	// ListenAddr is the local listener address (host:port); it is accepted as a Host besides loopback names.
+	ListenAddr string
+	// AllowedHosts are extra Host names (listen.allowed_hosts), "name" for any port or "name:port".
+	AllowedHosts []string
+	// AppID and PortalURL build the link of the 605 page: <origin of PortalURL>/appportal/v1/nosupporterperks?appid=<AppID>.
+	// PortalURL defaults to https://octoeverywhere.com/appportal/v1/.
+	AppID, PortalURL string
+	// PingInterval is how often a proxied WebSocket pings the relay; a ping unanswered within the same
+	// interval closes the client with 1011. Default 30s.
+	PingInterval time.Duration
+	// MaxMessageBytes is the largest WebSocket message relayed in either direction. Default 64 MiB.
+	MaxMessageBytes int64
+	// DialTimeout bounds a WebSocket handshake with the relay. Default 60s.
+	DialTimeout time.Duration
+	// Hooks receives counts for metrics.
+	Hooks Hooks
+}
+
+// Handler serves one printer. It is an http.Handler; Close ends its WebSockets.
+type Handler struct {
+	printer     Printer
+	relayHost   string // lower-case host of RelayURL
+	credential  string // the Authorization value sent to the relay; never logged
+	opts        Options
+	log         *zap.Logger
+	supportLink string
+	rp          *httputil.ReverseProxy
+	wsClient    *http.Client
+
+	state       atomic.Int32 // last relay state logged: 0 fine, a 6xx code, or 502 unreachable
+	basicLogged sync.Map     // remote IP → struct{}: clients already told their Authorization was dropped
+	basicCount  atomic.Int32
+
+	mu       sync.Mutex
+	closed   bool
+	sessions map[*wsSession]struct{}
+	wg       sync.WaitGroup
+}
+
+// New checks the printer and options and returns the printer's handler.
+func New(p Printer, o Options) (*Handler, error) {
+	if o.Transport == nil {
+		return nil, errors.New("proxy: Options.Transport is required (build it with oenet.Options.Transport())")
+	}
+	if err := checkRelayURL(p.RelayURL); err != nil {
+		return nil, err
+	}
+	cred, err := credentialOf(p)
+	if err != nil {
+		return nil, err
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = 30 * time.Second
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = 64 << 20
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 60 * time.Second
+	}
+	link, err := supporterLink(o.PortalURL, o.AppID)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		printer:     p,
+		relayHost:   strings.ToLower(p.RelayURL.Host),
+		credential:  cred,
+		opts:        o,
+		log:         o.Logger.With(zap.String("printer", p.Name), zap.String("relay_host", strings.ToLower(p.RelayURL.Host))),
+		supportLink: link,
+		sessions:    make(map[*wsSession]struct{}),
+	}
+	h.rp = &httputil.ReverseProxy{
+		Rewrite:        h.rewrite,
+		Transport:      o.Transport,
+		FlushInterval:  -1, // MJPEG, SSE, SockJS xhr_streaming and slow bodies reach the client per write
+		ModifyResponse: h.modifyResponse,
+		ErrorHandler:   h.relayError,
+		ErrorLog:       mustStdLogAt(h.log.Named("reverseproxy"), zap.DebugLevel),
+	}
+	h.wsClient = &http.Client{
+		Transport: o.Transport,
+		// A redirect on a handshake is the client's business: pass it on (with Location rewritten).
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return h, nil
+}
+
+func checkRelayURL(u *url.URL) error {
+	if u == nil {
+		return errors.New("proxy: Printer.RelayURL is required (the App Connection URL, https://app-<id>.octoeverywhere.com)")
+	}
+	bad := u.Scheme != "https" || u.Hostname() == "" || u.Port() != "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != ""
+	if bad {
+		return fmt.Errorf("proxy: relay URL %q must be https://<host> with no port, path, query or userinfo: re-link the printer with oeproxy connect", u.Redacted())
+	}
+	return nil
+}
+
+func credentialOf(p Printer) (string, error) {
+	switch strings.ToLower(p.Auth) {
+	case "", "basic":
+		if p.BasicUser == "" || p.BasicPassword == "" {
+			return "", fmt.Errorf("proxy: printer %q has no Basic credential: re-link it with oeproxy connect, or set octoeverywhere.auth to bearer", p.Name)
+		}
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(p.BasicUser+":"+p.BasicPassword)), nil
+	case "bearer":
+		if p.BearerToken == "" {
+			return "", fmt.Errorf("proxy: printer %q has no Bearer token: re-link it with oeproxy connect, or set octoeverywhere.auth to basic", p.Name)
+		}
+		return "Bearer " + p.BearerToken, nil
+	default:
+		return "", fmt.Errorf("proxy: auth %q is not basic or bearer", p.Auth)
+	}
+}
+
+func supporterLink(portalURL, appID string) (string, error) {
+	if portalURL == "" {
+		portalURL = "https://octoeverywhere.com/appportal/v1/"
+	}
+	u, err := url.Parse(portalURL)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return "", fmt.Errorf("proxy: portal URL %q is not an absolute URL: fix octoeverywhere.portal_url", portalURL)
+	}
+	link := u.Scheme + "://" + u.Host + "/appportal/v1/nosupporterperks"
+	if appID != "" {
+		link += "?appid=" + url.QueryEscape(appID)
+	}
+	return link, nil
+}
+
+// ctxKey carries what the response hooks need to know about the client's request.
+type ctxKey struct{}
+
+type clientInfo struct {
+	host     string // the Host the client used (already checked)
+	remoteIP string
+}
+
+func clientOf(ctx context.Context) clientInfo {
+	ci, _ := ctx.Value(ctxKey{}).(clientInfo)
+	return ci
+}
+
+// ServeHTTP guards the local side, then relays the request (HTTP through ReverseProxy, WebSockets through
+// serveWebSocket).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.hostAllowed(r.Host) {
+		h.refuse(w, r, http.StatusMisdirectedRequest, "Host not allowed",
+			fmt.Sprintf("This oeproxy port answers only to localhost, 127.0.0.1, its listen address or listen.allowed_hosts, not to Host %q. "+
+				"This stops web pages from reaching your printer through DNS rebinding. To use another name, add it to listen.allowed_hosts.", r.Host))
+		return
+	}
+	ws := isWebSocketUpgrade(r)
+	if (ws || !safeMethod(r.Method)) && !originAllowed(r) {
+		h.refuse(w, r, http.StatusForbidden, "Cross-site request refused",
+			fmt.Sprintf("Origin %q is not this printer's local origin http://%s: oeproxy refuses state-changing requests and WebSockets "+
+				"from other web pages so that they cannot use your printer's credential.", r.Header.Get("Origin"), r.Host))
+		return
+	}
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, clientInfo{host: r.Host, remoteIP: ip}))
+	if ws {
+		h.serveWebSocket(w, r)
+		return
+	}
+	if r.Header.Get("Upgrade") != "" {
+		// Only WebSocket upgrades are carried; anything else (h2c, ...) goes on as a plain request.
+		r.Header.Del("Upgrade")
+	}
+	h.serveHTTP(w, r)
+}
+
+func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	cw := &countingWriter{ResponseWriter: w}
+	var cb *countingBody
+	if r.Body != nil && r.Body != http.NoBody {
+		cb = &countingBody{ReadCloser: r.Body}
+		r.Body = cb
+	}
+	defer func() {
+		if h.opts.Hooks.RequestDone == nil {
+			return
+		}
+		st := RequestStats{Status: cw.status, BytesOut: cw.n, Route: "relay", Duration: time.Since(start)}
+		if cb != nil {
+			st.BytesIn = cb.n.Load()
+		}
+		h.opts.Hooks.RequestDone(st)
+	}()
+	h.rp.ServeHTTP(cw, r)
+}
+
+// OpenWebSockets is the number of WebSockets being relayed now.
+func (h *Handler) OpenWebSockets() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.sessions)
+}
+
+// Close closes every proxied WebSocket on both sides with 1001 (going away) and waits for them to end.
+// WebSocket handshakes after Close are refused with 503; plain HTTP requests are the server's to drain.
+func (h *Handler) Close() {
+	h.mu.Lock()
+	h.closed = true
+	sessions := make([]*wsSession, 0, len(h.sessions))
+	for s := range h.sessions {
+		sessions = append(sessions, s)
+	}
+	h.mu.Unlock()
+	for _, s := range sessions {
+		s.end(endShutdown, 0, "")
+	}
+	h.wg.Wait()
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// countingWriter records the status and body size; Unwrap keeps Flush (and Hijack) reachable through
+// http.ResponseController, which ReverseProxy uses.
+type countingWriter struct {
+	http.ResponseWriter
+	status int
+	n      int64
+}
+
+func (c *countingWriter) WriteHeader(code int) {
+	if c.status == 0 && code >= 200 {
+		c.status = code
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	n, err := c.ResponseWriter.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+type countingBody struct {
+	io.ReadCloser
+	n atomic.Int64 // read by the transport's goroutine, summed after the response
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// mustStdLogAt adapts zap to the standard logger ReverseProxy wants, at a fixed level.
+func mustStdLogAt(l *zap.Logger, lvl zapcore.Level) *log.Logger {
+	std, err := zap.NewStdLogAt(l, lvl)
+	if err != nil {
+		return zap.NewStdLog(l)
+	}
+	return std
+}
