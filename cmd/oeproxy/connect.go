@@ -20,8 +20,11 @@ import (
 
 func init() { commands = append(commands, newConnectCmd) }
 
-// openBrowser is replaced in tests by a function that plays the browser.
-var openBrowser = portalflow.OpenBrowser
+// openBrowser and headless are replaced in tests by functions that play the browser.
+var (
+	openBrowser = portalflow.OpenBrowser
+	headless    = portalflow.Headless
+)
 
 type connectFlags struct {
 	name, printerURL, completionURL, apiKey string
@@ -119,7 +122,7 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 			log.Info("using OctoEverywhere's public test App ID devtest (octoeverywhere.app_id)")
 		}
 		opened := false
-		if !f.noBrowser && !portalflow.Headless(os.Getenv) {
+		if !f.noBrowser && !headless(os.Getenv) {
 			if err := openBrowser(portal); err != nil {
 				fmt.Fprintf(a.err, "could not open a browser (%v)\n", err)
 			} else {
