@@ -15,7 +15,6 @@ import (
 // storePath is the credential store inside the data directory.
 func storePath(c *config.Config) string { return filepath.Join(c.DataDir, "credentials.db") }
 
-
 // openStore opens the encrypted store (taking its lock).
 func (a *app) openStore() (*credstore.Store, error) {
 	c, err := a.config()

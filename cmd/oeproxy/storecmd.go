@@ -28,7 +28,9 @@ func newStoreCmd(a *app) *cobra.Command {
 		Use:   "store",
 		Short: "Manage the encrypted credential store",
 		Args:  args(cobra.NoArgs),
-		RunE:  func(cmd *cobra.Command, _ []string) error { return usageError{errors.New("store needs a subcommand: rotate-key")} },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usageError{errors.New("store needs a subcommand: rotate-key")}
+		},
 	}
 	var toPassphrase, toMasterKey bool
 	var toKeyFile string
