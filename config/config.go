@@ -144,7 +144,11 @@ var FlagKeys = map[string]string{
 var SystemConfigFile = "/etc/oeproxy/config.yaml"
 
 // envNotKeys are OEPROXY_ variables that are not config keys.
-var envNotKeys = map[string]bool{"OEPROXY_MASTER_KEY": true, "OEPROXY_PASSPHRASE": true}
+var envNotKeys = map[string]bool{
+	"OEPROXY_MASTER_KEY": true, "OEPROXY_PASSPHRASE": true, // credstore key sources
+	"OEPROXY_NEW_MASTER_KEY": true, "OEPROXY_NEW_PASSPHRASE": true, // store rotate-key
+	"OEPROXY_E2E": true, "OEPROXY_SOAK": true, // test switches
+}
 
 // LoadOptions says where to load from. Zero values use the process environment and default paths.
 type LoadOptions struct {
