@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -178,15 +179,23 @@ func TestCloseEndsWebSockets(t *testing.T) {
 	readText(t, conns["framed"]) // o
 	done := make(chan struct{})
 	go func() { p.Close(); m.Close(); close(done) }()
+	// Read every socket at once: a close handshake needs the peer to read, and reading one socket after the
+	// other lets the server's close of the unread ones time out under load.
+	var wg sync.WaitGroup
 	for name, c := range conns {
-		var err error
-		for err == nil { // drain pushes until the close arrives
-			_, _, err = c.Read(testCtx(t))
-		}
-		if st := websocket.CloseStatus(err); st != websocket.StatusGoingAway {
-			t.Errorf("%s: ended with %v (status %v), want 1001", name, err, st)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			for err == nil { // drain pushes until the close arrives
+				_, _, err = c.Read(testCtx(t))
+			}
+			if st := websocket.CloseStatus(err); st != websocket.StatusGoingAway {
+				t.Errorf("%s: ended with %v (status %v), want 1001", name, err, st)
+			}
+		}()
 	}
+	wg.Wait()
 	select {
 	case <-done:
 	case <-time.After(deadline):

@@ -39,8 +39,11 @@ func startReader(c *websocket.Conn, onMessage func(*wsSession, websocket.Message
 	return s, func() { cancel(); _ = c.CloseNow(); <-s.peerGone }
 }
 
-func (s *wsSession) write(ctx context.Context, b []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+// write sends one text message. It deliberately ignores the handler's life context: coder/websocket closes the
+// connection outright when a write's context is cancelled, which would turn a clean shutdown (1001) into an
+// abrupt EOF whenever Close lands during a push. Shutdown is signalled by the push loops instead.
+func (s *wsSession) write(_ context.Context, b []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	return s.c.Write(ctx, websocket.MessageText, b)
 }
