@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMIT) -X $(PK
 GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: help build test vet fmt-check unit lint clean demo
+.PHONY: help build test vet fmt-check unit lint clean demo e2e
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -33,6 +33,9 @@ unit:
 lint: ## staticcheck (installed by this target)
 	@test -x $(GOBIN_DIR)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(GOBIN_DIR)/staticcheck ./...
+
+e2e: ## end to end: headless Chromium on both printer pages + a 1 GiB PrusaSlicer-shaped upload through the real daemon (needs chromium, curl)
+	OEPROXY_E2E=1 $(GO) test -count=1 -timeout 10m -v ./e2e/
 
 demo: ## offline end to end: simulated OctoEverywhere + two printers served through oeproxy (Ctrl-C stops)
 	$(GO) run ./cmd/oeproxy demo $(DEMO_FLAGS)
