@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/portalflow"
 )
@@ -29,6 +30,7 @@ type Control interface {
 	List(ctx context.Context) ([]credstore.PublicRecord, error)
 	Add(ctx context.Context, req AddRequest) (credstore.PublicRecord, error)
 	Remove(ctx context.Context, name string) (credstore.PublicRecord, error)
+	AppControl
 }
 
 // AddRequest stores a new App Connection from a validated portal completion.
@@ -53,9 +55,14 @@ var (
 type errorBody struct {
 	Error string `json:"error"`
 	Kind  string `json:"kind,omitempty"`
+	// Code is the OctoEverywhere code (600-613) the error carries, so errors.Is works on the client side.
+	Code int `json:"oe_code,omitempty"`
 }
 
 func kindOf(err error) (string, int) {
+	if kind, status, ok := appKindOf(err); ok {
+		return kind, status
+	}
 	switch {
 	case errors.Is(err, ErrConflict), errors.Is(err, credstore.ErrExists):
 		return "conflict", http.StatusConflict
@@ -103,6 +110,7 @@ func ControlHandler(c Control) http.Handler {
 	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, map[string]int{"pid": os.Getpid()}, nil)
 	})
+	appRoutes(mux, c)
 	return mux
 }
 
@@ -111,7 +119,7 @@ func reply(w http.ResponseWriter, v any, err error) {
 	if err != nil {
 		kind, status := kindOf(err)
 		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(errorBody{Error: err.Error(), Kind: kind})
+		_ = json.NewEncoder(w).Encode(errorBody{Error: err.Error(), Kind: kind, Code: appapi.CodeOf(err)})
 		return
 	}
 	_ = json.NewEncoder(w).Encode(v)
@@ -200,7 +208,7 @@ func (c *ControlClient) do(ctx context.Context, method, path string, in, out any
 		if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&e) != nil || e.Error == "" {
 			return fmt.Errorf("daemon answered %s on the control socket %s", resp.Status, c.path)
 		}
-		return errorFromKind(e.Kind, e.Error)
+		return withRemoteKind(errorFromKind(e.Kind, e.Error), e.Code, e.Kind)
 	}
 	if out == nil {
 		return nil

@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/proxy"
@@ -30,6 +31,11 @@ type Options struct {
 	Transport http.RoundTripper
 	// Ready, when set, is called once every listener is up.
 	Ready func(*Daemon)
+	// API calls the App APIs; default: a client of octoeverywhere.api_url over Transport.
+	API *appapi.Client
+	// Health is the template of every printer's health tracker (timings, clock); Name, API, Store and Logger are
+	// filled in per printer.
+	Health HealthOptions
 }
 
 // Daemon serves every stored printer on its own port, plus the control socket and the admin listener.
@@ -52,6 +58,9 @@ type printerServer struct {
 	srv     *http.Server
 	handler *proxy.Handler
 	done    chan struct{}
+	health  *Health
+	// stopHealth ends the health poller and waits for it.
+	stopHealth func()
 }
 
 // New checks the options. Nothing is bound until Run.
@@ -62,12 +71,21 @@ func New(o Options) (*Daemon, error) {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
+	if o.API == nil {
+		api, err := appapi.New(appapi.Options{BaseURL: o.Config.OctoEverywhere.APIURL, Transport: o.Transport, Logger: o.Logger.Named("appapi")})
+		if err != nil {
+			return nil, err
+		}
+		o.API = api
+	}
 	d := &Daemon{o: o, log: o.Logger, printers: map[string]*printerServer{}}
 	d.control = &Printers{
 		Store: o.Store, PortBase: o.Config.Listen.PortBase, ListenHost: o.Config.Listen.Host,
 		RelayDomain: o.Config.OctoEverywhere.RelayDomain,
 		OnAdd:       d.startPrinter,
 		OnRemove:    d.stopPrinter,
+		API:         o.API,
+		Health:      d.healthOf,
 	}
 	return d, nil
 }
@@ -180,6 +198,7 @@ func (d *Daemon) startPrinter(rec credstore.Record) error {
 		return fmt.Errorf("stored relay URL of %q does not parse: %w (remove and connect the printer again)", rec.Name, err)
 	}
 	addr := net.JoinHostPort(cfg.Listen.Host, strconv.Itoa(rec.Port))
+	health := d.newHealth(rec.Name)
 	h, err := proxy.New(proxy.Printer{
 		Name: rec.Name, RelayURL: relay, Auth: cfg.OctoEverywhere.Auth,
 		BasicUser: rec.BasicUser, BasicPassword: rec.BasicPassword, BearerToken: rec.BearerToken,
@@ -192,6 +211,8 @@ func (d *Daemon) startPrinter(rec credstore.Record) error {
 		PortalURL:       cfg.OctoEverywhere.PortalURL,
 		PingInterval:    cfg.WebSocket.PingInterval,
 		MaxMessageBytes: cfg.WebSocket.MaxMessageBytes,
+		Gate:            health,
+		Hooks:           health.Hooks(),
 	})
 	if err != nil {
 		return err
@@ -211,7 +232,8 @@ func (d *Daemon) startPrinter(rec credstore.Record) error {
 		h.Close()
 		return fmt.Errorf("port %d for printer %q is busy or not allowed: %w (free it, or give the printer another port with `oeproxy remove %s` and `oeproxy connect --port`)", rec.Port, rec.Name, err, rec.Name)
 	}
-	ps := &printerServer{rec: rec, addr: l.Addr().String(), handler: h, done: make(chan struct{}),
+	ps := &printerServer{rec: rec, addr: l.Addr().String(), handler: h, done: make(chan struct{}), health: health,
+		stopHealth: d.runHealth(health),
 		srv: &http.Server{
 			Handler: h,
 			// No ReadTimeout/WriteTimeout: uploads and webcam streams last as long as they last.
@@ -252,6 +274,7 @@ func (d *Daemon) stopPrinter(rec credstore.Record) {
 func (d *Daemon) shutdownPrinter(ctx context.Context, p *printerServer) {
 	// WebSockets are hijacked connections that Shutdown does not track: close them (1001) first.
 	p.handler.Close()
+	p.stopHealth()
 	if err := p.srv.Shutdown(ctx); err != nil {
 		d.log.Warn("grace time over: closing remaining connections", zap.String("printer", p.rec.Name))
 		p.srv.Close()

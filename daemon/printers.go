@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/portalflow"
 )
@@ -25,6 +26,10 @@ type Printers struct {
 	// OnAdd and OnRemove run after the store changed (the daemon starts or stops the printer's listener).
 	OnAdd    func(credstore.Record) error
 	OnRemove func(credstore.Record)
+	// API calls OctoEverywhere's App APIs for status, livelink, gadget and webhook (appcontrol.go); nil: those fail.
+	API *appapi.Client
+	// Health, set by the daemon, returns a served printer's health tracker (nil when it has none).
+	Health func(name string) *Health
 
 	mu sync.Mutex // serialises name and port allocation
 }

@@ -78,6 +78,8 @@ type Options struct {
 	DialTimeout time.Duration
 	// Hooks receives counts for metrics.
 	Hooks Hooks
+	// Gate, when set, may refuse a request before it reaches the relay (see Gate).
+	Gate Gate
 }
 
 // Handler serves one printer. It is an http.Handler; Close ends its WebSockets.
@@ -225,6 +227,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, http.StatusForbidden, "Cross-site request refused",
 			fmt.Sprintf("Origin %q is not this printer's local origin http://%s: oeproxy refuses state-changing requests and WebSockets "+
 				"from other web pages so that they cannot use your printer's credential.", r.Header.Get("Origin"), r.Host))
+		return
+	}
+	if !h.admit(w, r) {
 		return
 	}
 	ip, _, err := net.SplitHostPort(r.RemoteAddr)

@@ -43,7 +43,8 @@ func New(level, format string, w io.Writer) (*zap.Logger, error) {
 	default:
 		return nil, fmt.Errorf("log.format %q: use console or json", format)
 	}
-	core := zapcore.NewCore(enc, zapcore.AddSync(w), lvl)
+	// Lock: goroutines (listeners, health pollers) log at once, and w need not be safe for concurrent writes.
+	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)
 	return zap.New(core), nil
 }
 

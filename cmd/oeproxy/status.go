@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/oeproxy/oeproxy/appapi"
+	"github.com/oeproxy/oeproxy/daemon"
+	"github.com/oeproxy/oeproxy/internal/oenet"
+)
+
+func init() { commands = append(commands, newStatusCmd) }
+
+func newStatusCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [NAME]",
+		Short: "Show what OctoEverywhere says about each printer: online, limits, last error",
+		Long: `Ask OctoEverywhere's App API about each printer (or only NAME) and show its state:
+
+  online              the App Connection works and the printer is connected to OctoEverywhere
+  printer_offline     the App Connection works but the printer (its OctoEverywhere plugin) is offline
+  no_supporter_perks  the account owner is no longer an OctoEverywhere supporter (605)
+  needs_relink        the App Connection is gone (603, 604) or its credential is refused (606, confirmed):
+                      run the command shown; the daemon refuses the printer's requests until then
+  unknown             OctoEverywhere could not be asked (see the last error)
+
+While the daemon runs, the state also reflects the relay's answers to your traffic, and the daemon
+logs each change once. Without a daemon, status asks OctoEverywhere once per printer.
+
+With --json, prints an array of objects with the keys name, printer_name, state, state_since, online,
+local_ip, last_connect, last_disconnect, limits (max_download_file_size_bytes,
+max_upload_file_size_bytes, max_single_webcam_stream_length_seconds, and two undocumented fields that
+may be null), last_error (code, meaning, source, at), checked_at, webhook_set_at, webhook_expires_at,
+daemon and action. Times are RFC 3339 in UTC or null. No secret is ever printed.`,
+		Example: "  oeproxy status\n  oeproxy status mk4 --json | jq -r .[0].state",
+		Args:    args(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			name := ""
+			if len(argv) == 1 {
+				name = argv[0]
+			}
+			ctl, done, err := a.appControl(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			list, err := ctl.Status(cmd.Context(), name)
+			if err != nil {
+				return err
+			}
+			if list == nil {
+				list = []daemon.PrinterStatus{}
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(list)
+			}
+			if len(list) == 0 {
+				_, err := fmt.Fprintln(a.out, "No printers yet: run `oeproxy connect` to add one.")
+				return err
+			}
+			tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tSTATE\tLOCAL IP\tUPLOAD\tDOWNLOAD\tWEBCAM STREAM\tLAST ERROR\tCHECKED")
+			for _, s := range list {
+				up, down, cam := "-", "-", "-"
+				if l := s.Limits; l != nil {
+					up, down = limitBytes(l.MaxUploadFileSizeBytes), limitBytes(l.MaxDownloadFileSizeBytes)
+					if l.MaxSingleWebcamStreamLengthSeconds > 0 {
+						cam = (time.Duration(l.MaxSingleWebcamStreamLengthSeconds) * time.Second).String()
+					}
+				}
+				lastErr := "-"
+				if e := s.LastError; e != nil {
+					lastErr = e.Meaning
+					if e.Code != 0 {
+						lastErr = fmt.Sprintf("%d %s", e.Code, errName(e.Code))
+					}
+				}
+				checked := "never"
+				if s.CheckedAt != nil {
+					checked = s.CheckedAt.Local().Format(time.TimeOnly)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.State, orDash(s.LocalIP), up, down, cam, lastErr, checked)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, s := range list {
+				if s.Action != "" {
+					fmt.Fprintf(a.out, "%s: %s\n", s.Name, s.Action)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array (stable keys, see --help)")
+	return cmd
+}
+
+func limitBytes(n int64) string {
+	if n <= 0 {
+		return "-"
+	}
+	return daemon.FormatBytes(n)
+}
+
+func errName(code int) string {
+	if e, ok := appapi.Describe(code); ok {
+		return e.Name
+	}
+	return "unknown code"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// appControl is a.control for commands that call the App APIs: when no daemon runs, the store-backed Control
+// gets an App API client of octoeverywhere.api_url that honours tls.ca_file and octoeverywhere.connect_to (the
+// daemon has its own). Such a client lives as long as this command, so rules it keeps per connection (Gadget's
+// one call per 10 s) hold only within this process.
+func (a *app) appControl(ctx context.Context) (daemon.Control, func(), error) {
+	ctl, done, err := a.control(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, ok := ctl.(*daemon.Printers)
+	if !ok || p.API != nil {
+		return ctl, done, nil
+	}
+	api, closeAPI, err := a.apiClient()
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	p.API = api
+	return p, func() { closeAPI(); done() }, nil
+}
+
+// apiClient builds the App API client from the configuration.
+func (a *app) apiClient() (*appapi.Client, func(), error) {
+	c, err := a.config()
+	if err != nil {
+		return nil, nil, err
+	}
+	log, err := a.log()
+	if err != nil {
+		return nil, nil, err
+	}
+	roots, err := oenet.LoadRoots(c.TLS.CAFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	tr := oenet.Options{ConnectTo: c.OctoEverywhere.ConnectTo, RootCAs: roots}.Transport()
+	api, err := appapi.New(appapi.Options{BaseURL: c.OctoEverywhere.APIURL, Transport: tr, Logger: log.Named("appapi")})
+	if err != nil {
+		return nil, nil, err
+	}
+	return api, tr.CloseIdleConnections, nil
+}
