@@ -75,8 +75,12 @@ func render(e explanation, accept string) ([]byte, string) {
 		_ = pageTmpl.Execute(&b, e)
 		return b.Bytes(), "text/html; charset=utf-8"
 	}
-	b, _ := json.Marshal(e)
-	return append(b, '\n'), "application/json"
+	// Not HTML: keep "&&" in the advice readable for curl users (json.Marshal would escape it).
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(e)
+	return b.Bytes(), "application/json"
 }
 
 var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
