@@ -67,12 +67,12 @@ func (o Options) TLSConfig() *tls.Config {
 // and speaks HTTP/1.1 only, since WebSocket upgrades and MJPEG streams need it.
 func (o Options) Transport() *http.Transport {
 	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           o.DialContext(),
-		TLSClientConfig:       o.TLSConfig(),
-		TLSHandshakeTimeout:   orDefault(o.TLSHandshakeTimeout, 10*time.Second),
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     false,
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         o.DialContext(),
+		TLSClientConfig:     o.TLSConfig(),
+		TLSHandshakeTimeout: orDefault(o.TLSHandshakeTimeout, 10*time.Second),
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
 		// A relay connection costs a TLS handshake, so keep as many idle as a busy client used at once: with 32,
 		// 64 concurrent requests made the transport dial and drop ~1 connection per 9 requests, and small-GET
 		// throughput was 0.57 of what 128 gives (make bench). Idle ones still close after IdleConnTimeout.
