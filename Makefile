@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMIT) -X $(PK
 GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: help build test vet fmt-check unit lint clean demo e2e
+.PHONY: help build test vet fmt-check unit lint clean demo e2e release container-check
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -18,7 +18,7 @@ help: ## list targets
 build: ## build bin/oeproxy (static, version-stamped)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/oeproxy
 
-test: vet fmt-check unit ## vet, gofmt check, race-enabled tests (with fuzz seed corpora)
+test: vet fmt-check build unit ## vet, gofmt check, build, race-enabled tests (with fuzz seed corpora)
 
 vet:
 	$(GO) vet ./...
@@ -39,6 +39,12 @@ e2e: ## end to end: headless Chromium on both printer pages + a 1 GiB PrusaSlice
 
 demo: ## offline end to end: simulated OctoEverywhere + two printers served through oeproxy (Ctrl-C stops)
 	$(GO) run ./cmd/oeproxy demo $(DEMO_FLAGS)
+
+release: ## cross-compile dist/ (linux amd64/arm64/armv7, macOS, Windows) with SHA256SUMS
+	VERSION='$(VERSION)' COMMIT='$(COMMIT)' DATE='$(DATE)' GO='$(GO)' scripts/release.sh
+
+container-check: ## build ./Dockerfile with buildah (root, offline) and run the image; not part of `make test`
+	VERSION='$(VERSION)' COMMIT='$(COMMIT)' DATE='$(DATE)' scripts/container-check.sh
 
 clean: ## remove build output
 	rm -rf bin dist

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/oeproxy/oeproxy/appapi"
@@ -140,9 +139,7 @@ func ListenControl(path string) (net.Listener, error) {
 			return nil, fmt.Errorf("remove stale control socket %s: %w", path, err)
 		}
 	}
-	old := syscall.Umask(0o177)
-	l, err := net.Listen("unix", path)
-	syscall.Umask(old)
+	l, err := listenPrivate(path)
 	if err != nil {
 		return nil, fmt.Errorf("listen on control socket %s: %w", path, err)
 	}
