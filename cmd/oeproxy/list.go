@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -38,9 +37,7 @@ has_octoprint_api_key and webhook_set_at.`,
 				list = []credstore.PublicRecord{}
 			}
 			if asJSON {
-				enc := json.NewEncoder(a.out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(list)
+				return a.printJSON(list)
 			}
 			if len(list) == 0 {
 				_, err := fmt.Fprintln(a.out, "No printers yet: run `oeproxy connect` to add one.")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -124,4 +125,11 @@ func oneLine(err error) string {
 		return msg
 	}
 	return strings.ReplaceAll(msg, "\n", " ")
+}
+
+// printJSON writes v as indented JSON: the stable --json output of list, status and version.
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -58,9 +57,7 @@ daemon and action. Times are RFC 3339 in UTC or null. No secret is ever printed.
 				list = []daemon.PrinterStatus{}
 			}
 			if asJSON {
-				enc := json.NewEncoder(a.out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(list)
+				return a.printJSON(list)
 			}
 			if len(list) == 0 {
 				_, err := fmt.Fprintln(a.out, "No printers yet: run `oeproxy connect` to add one.")
