@@ -271,11 +271,9 @@ func Load(o LoadOptions) (*Loaded, error) {
 	return &Loaded{Config: c, File: file}, nil
 }
 
+// splitList reads a list from one environment variable: comma- or space-separated.
 func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
-		out = append(out, p)
-	}
+	out := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
 	if out == nil {
 		out = []string{}
 	}

@@ -288,7 +288,7 @@ func TestFlippedByteInRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := bytes.Index(raw, value)
-	if at < 0 || bytes.Index(raw[at+1:], value) >= 0 {
+	if at < 0 || bytes.Contains(raw[at+1:], value) {
 		t.Fatal("sealed record not found exactly once in the file")
 	}
 	raw[at+len(value)/2] ^= 0x01
