@@ -148,6 +148,7 @@ var envNotKeys = map[string]bool{
 	"OEPROXY_MASTER_KEY": true, "OEPROXY_PASSPHRASE": true, // credstore key sources
 	"OEPROXY_NEW_MASTER_KEY": true, "OEPROXY_NEW_PASSPHRASE": true, // store rotate-key
 	"OEPROXY_E2E": true, "OEPROXY_SOAK": true, // test switches
+	"OEPROXY_PPROF": true, // mounts net/http/pprof on the admin listener
 }
 
 // LoadOptions says where to load from. Zero values use the process environment and default paths.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -17,7 +18,6 @@ import (
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/credstore"
-	"github.com/oeproxy/oeproxy/proxy"
 )
 
 // Options configure a Daemon.
@@ -50,13 +50,19 @@ type Daemon struct {
 	wg       sync.WaitGroup
 
 	adminAddr string
+
+	// Service parts (issue 7): metrics.go, reload.go, admin.go.
+	metrics  *Metrics
+	live     atomic.Pointer[config.Config] // the configuration in effect after Reload (nil: Options.Config)
+	reloadMu sync.Mutex
+	admin    *admin
 }
 
 type printerServer struct {
 	rec     credstore.Record
 	addr    string
 	srv     *http.Server
-	handler *proxy.Handler
+	handler *printerHandler
 	done    chan struct{}
 	health  *Health
 	// stopHealth ends the health poller and waits for it.
@@ -79,6 +85,7 @@ func New(o Options) (*Daemon, error) {
 		o.API = api
 	}
 	d := &Daemon{o: o, log: o.Logger, printers: map[string]*printerServer{}}
+	d.metrics = newMetrics(d)
 	d.control = &Printers{
 		Store: o.Store, PortBase: o.Config.Listen.PortBase, ListenHost: o.Config.Listen.Host,
 		RelayDomain: o.Config.OctoEverywhere.RelayDomain,
@@ -154,6 +161,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 
 	<-ctx.Done()
+	cfg = d.cfg() // shutdown_grace may have been reloaded
 	d.log.Info("shutting down: draining in-flight requests", zap.Duration("grace", cfg.ShutdownGrace))
 	grace, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
@@ -175,6 +183,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	wg.Wait()
 	_ = ctlSrv.Shutdown(grace)
 	_ = adminSrv.Shutdown(grace)
+	d.admin.close()
 	d.wg.Wait()
 	d.log.Info("oeproxy stopped")
 	return nil
@@ -192,28 +201,14 @@ func (d *Daemon) goServe(what string, serve func() error) {
 
 // startPrinter binds the printer's port and serves its proxy handler. A busy port fails only this printer.
 func (d *Daemon) startPrinter(rec credstore.Record) error {
-	cfg := d.o.Config
+	cfg := d.cfg()
 	relay, err := url.Parse(rec.URL)
 	if err != nil {
 		return fmt.Errorf("stored relay URL of %q does not parse: %w (remove and connect the printer again)", rec.Name, err)
 	}
 	addr := net.JoinHostPort(cfg.Listen.Host, strconv.Itoa(rec.Port))
 	health := d.newHealth(rec.Name)
-	h, err := proxy.New(proxy.Printer{
-		Name: rec.Name, RelayURL: relay, Auth: cfg.OctoEverywhere.Auth,
-		BasicUser: rec.BasicUser, BasicPassword: rec.BasicPassword, BearerToken: rec.BearerToken,
-	}, proxy.Options{
-		Transport:       d.o.Transport,
-		Logger:          d.log.With(zap.String("printer", rec.Name)),
-		ListenAddr:      addr,
-		AllowedHosts:    cfg.Listen.AllowedHosts,
-		AppID:           cfg.OctoEverywhere.AppID,
-		PortalURL:       cfg.OctoEverywhere.PortalURL,
-		PingInterval:    cfg.WebSocket.PingInterval,
-		MaxMessageBytes: cfg.WebSocket.MaxMessageBytes,
-		Gate:            health,
-		Hooks:           health.Hooks(),
-	})
+	h, err := d.newPrinterHandler(rec, relay, addr, health)
 	if err != nil {
 		return err
 	}
@@ -235,7 +230,7 @@ func (d *Daemon) startPrinter(rec credstore.Record) error {
 	ps := &printerServer{rec: rec, addr: l.Addr().String(), handler: h, done: make(chan struct{}), health: health,
 		stopHealth: d.runHealth(health),
 		srv: &http.Server{
-			Handler: h,
+			Handler: d.metrics.wrap(rec.Name, h),
 			// No ReadTimeout/WriteTimeout: uploads and webcam streams last as long as they last.
 			ReadHeaderTimeout: 30 * time.Second,
 			IdleTimeout:       120 * time.Second,
@@ -280,20 +275,4 @@ func (d *Daemon) shutdownPrinter(ctx context.Context, p *printerServer) {
 		p.srv.Close()
 	}
 	<-p.done
-}
-
-func (d *Daemon) adminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		d.mu.Lock()
-		n := len(d.printers)
-		d.mu.Unlock()
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintf(w, "ready: %d printer listener(s) up\n", n)
-	})
-	return mux
 }

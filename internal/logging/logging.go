@@ -20,10 +20,27 @@ const Redacted = "[redacted]"
 
 // New builds the process logger. format is "console", "json" or "" (console when w is a terminal, else JSON).
 func New(level, format string, w io.Writer) (*zap.Logger, error) {
+	l, _, err := NewWithLevel(level, format, w)
+	return l, err
+}
+
+// ParseLevel reads a log.level value ("" is info).
+func ParseLevel(level string) (zapcore.Level, error) {
 	lvl, err := zapcore.ParseLevel(strings.ToLower(strings.TrimSpace(orDefault(level, "info"))))
 	if err != nil {
-		return nil, fmt.Errorf("log.level %q: %w (use debug, info, warn or error)", level, err)
+		return lvl, fmt.Errorf("log.level %q: %w (use debug, info, warn or error)", level, err)
 	}
+	return lvl, nil
+}
+
+// NewWithLevel is New that also returns the logger's level, which can be changed while the logger is in use
+// (serve changes it when SIGHUP reloads log.level).
+func NewWithLevel(level, format string, w io.Writer) (*zap.Logger, zap.AtomicLevel, error) {
+	lvl, err := ParseLevel(level)
+	if err != nil {
+		return nil, zap.AtomicLevel{}, err
+	}
+	atom := zap.NewAtomicLevelAt(lvl)
 	if format == "" {
 		format = "json"
 		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
@@ -41,11 +58,11 @@ func New(level, format string, w io.Writer) (*zap.Logger, error) {
 		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
 		enc = zapcore.NewConsoleEncoder(encCfg)
 	default:
-		return nil, fmt.Errorf("log.format %q: use console or json", format)
+		return nil, zap.AtomicLevel{}, fmt.Errorf("log.format %q: use console or json", format)
 	}
 	// Lock: goroutines (listeners, health pollers) log at once, and w need not be safe for concurrent writes.
-	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)
-	return zap.New(core), nil
+	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), atom)
+	return zap.New(core), atom, nil
 }
 
 func orDefault(s, def string) string {

@@ -1,0 +1,670 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/oeproxy/oeproxy/appapi"
+	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/portalflow"
+)
+
+// The admin listener (admin.listen) serves:
+//
+//	GET  /healthz                   200 while the process lives
+//	GET  /readyz                    200 when every stored printer's listener is up, else 503 naming the others
+//	GET  /metrics                   Prometheus (metrics.go)
+//	GET  /                          the printers page
+//	POST /connect                   starts the portal flow with this server as the callback, redirects to the portal
+//	GET  /oeproxy/callback/{state}  the portal's return (portalflow's handler); the printer is then stored
+//	GET  /printers/{name}/remove    asks for confirmation; POST removes
+//	POST /printers/{name}/livelink  creates a Live Link
+//	POST /printers/{name}/gadget    shows Gadget status
+//	/debug/pprof/                   only with OEPROXY_PPROF=1 in the environment
+//
+// Everything but /healthz and /readyz passes the same Host check as the printer ports (DNS rebinding: a web page
+// whose name resolves to 127.0.0.1 must not read the page or start a flow); POSTs also need a matching Origin when
+// one is sent and a CSRF token bound to a per-browser cookie. No page shows a secret.
+
+// envPprof mounts net/http/pprof on the admin listener when set to 1 (not a config key: a debugging switch).
+const envPprof = "OEPROXY_PPROF"
+
+// maxPendingConnects bounds the portal flows waiting at once (each holds a one-time state for 15 minutes).
+const maxPendingConnects = 8
+
+const csrfCookie = "oeproxy_admin_session"
+
+type admin struct {
+	d       *Daemon
+	key     []byte // HMAC key of the CSRF tokens, random per process
+	started time.Time
+	ctx     context.Context // ends the portal flows at shutdown
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	mu      sync.Mutex
+	pending map[string]*pendingConnect // by the flow's callback state
+	recent  []event                    // newest first
+}
+
+type pendingConnect struct {
+	flow    *portalflow.Flow
+	started time.Time
+	done    chan struct{} // closed once the completion is stored (or the flow ended without one)
+}
+
+// event is one line of "Recent actions" on the page.
+type event struct {
+	At   string
+	Text string
+	Link string
+	Err  string
+}
+
+// adminHandler builds the admin listener's handler; Run calls it once and admin.close at shutdown.
+func (d *Daemon) adminHandler() http.Handler {
+	a := &admin{d: d, key: make([]byte, 32), started: time.Now(), pending: map[string]*pendingConnect{}}
+	if _, err := rand.Read(a.key); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	d.admin = a
+
+	ui := http.NewServeMux()
+	ui.Handle("GET /metrics", d.metrics.Handler())
+	ui.HandleFunc("GET /{$}", a.index)
+	ui.HandleFunc("POST /connect", a.connect)
+	ui.HandleFunc("GET "+portalflow.CallbackPathPrefix+"{state}", a.callback)
+	ui.HandleFunc("GET /printers/{name}/remove", a.confirmRemove)
+	ui.HandleFunc("POST /printers/{name}/remove", a.remove)
+	ui.HandleFunc("POST /printers/{name}/livelink", a.liveLink)
+	ui.HandleFunc("POST /printers/{name}/gadget", a.gadget)
+	if os.Getenv(envPprof) == "1" {
+		d.log.Warn("net/http/pprof is served on the admin listener (OEPROXY_PPROF=1)", zap.String("path", "/debug/pprof/"))
+		ui.HandleFunc("GET /debug/pprof/", pprof.Index)
+		ui.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		ui.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		ui.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		ui.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", d.readyz)
+	mux.Handle("/", a.guard(ui))
+	return mux
+}
+
+// close ends the portal flows still waiting and waits for their goroutines.
+func (a *admin) close() {
+	if a == nil {
+		return
+	}
+	a.cancel()
+	a.wg.Wait()
+}
+
+// readyz answers 200 when every stored printer's listener is up, else 503 naming those that are not.
+func (d *Daemon) readyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if _, err := d.o.Store.List(); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "not ready: the store cannot be read: %v\n", err)
+		return
+	}
+	var up, down []string
+	for _, s := range d.printerStates() {
+		if s.served {
+			up = append(up, s.name)
+		} else {
+			down = append(down, s.name)
+		}
+	}
+	if len(down) > 0 {
+		slices.Sort(down)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "not ready: %d printer listener(s) not up: %s (see the log: port busy?)\n", len(down), strings.Join(down, ", "))
+		return
+	}
+	fmt.Fprintf(w, "ready: %d printer listener(s) up\n", len(up))
+}
+
+// guard applies the Host check to every request, and the Origin and CSRF checks to every other method than
+// GET and HEAD; it also sets the headers that keep the pages out of frames and caches.
+func (a *admin) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.hostAllowed(r.Host) {
+			a.d.log.Warn("admin: refused a request for another Host (DNS rebinding?)", zap.String("host", r.Host),
+				zap.String("remote", r.RemoteAddr), zap.String("path", r.URL.Path))
+			http.Error(w, fmt.Sprintf("421 Host %q not allowed: the admin page answers only to localhost, 127.0.0.1, "+
+				"its admin.listen address or listen.allowed_hosts.", r.Host), http.StatusMisdirectedRequest)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Security-Policy", a.csp())
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-store")
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if !originAllowed(r) {
+				a.d.log.Warn("admin: refused a cross-site request", zap.String("origin", r.Header.Get("Origin")),
+					zap.String("host", r.Host), zap.String("path", r.URL.Path))
+				http.Error(w, "403 cross-site request refused: the Origin is not this admin page.", http.StatusForbidden)
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+			if !a.csrfValid(r) {
+				a.d.log.Warn("admin: refused a form without a valid CSRF token", zap.String("path", r.URL.Path))
+				http.Error(w, "403 the form's token is missing or stale: reload the admin page and try again.", http.StatusForbidden)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// csp allows no script at all; forms may post here and the connect form is redirected to the portal (browsers
+// apply form-action to the redirect).
+func (a *admin) csp() string {
+	formAction := "'self'"
+	if u, err := url.Parse(a.d.cfg().OctoEverywhere.PortalURL); err == nil && u.Scheme != "" && u.Host != "" {
+		formAction += " " + u.Scheme + "://" + u.Host
+	}
+	return "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action " + formAction
+}
+
+// hostAllowed is the printer ports' rule (proxy's guard.go): a loopback name or address with any port, the admin
+// listen address, or an entry of listen.allowed_hosts ("name" for any port, "name:port" for one).
+func (a *admin) hostAllowed(host string) bool {
+	host = strings.ToLower(strings.TrimSpace(host))
+	if host == "" {
+		return false
+	}
+	name, port := splitHost(host)
+	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
+		return true
+	}
+	if ip := net.ParseIP(name); ip != nil && ip.IsLoopback() {
+		return true
+	}
+	cfg := a.d.cfg()
+	for _, l := range []string{cfg.Admin.Listen, a.d.adminAddr} {
+		ln, lp := splitHost(strings.ToLower(l))
+		if ip := net.ParseIP(ln); ln == "" || (ip != nil && ip.IsUnspecified()) {
+			continue
+		}
+		if name == ln && (port == lp || (port == "" && lp == "80")) {
+			return true
+		}
+	}
+	for _, al := range cfg.Listen.AllowedHosts {
+		an, ap := splitHost(strings.ToLower(strings.TrimSpace(al)))
+		if an == name && (ap == "" || ap == port) {
+			return true
+		}
+	}
+	return false
+}
+
+func splitHost(hp string) (name, port string) {
+	if n, p, err := net.SplitHostPort(hp); err == nil {
+		name, port = n, p
+	} else {
+		name = strings.TrimSuffix(strings.TrimPrefix(hp, "["), "]")
+	}
+	return strings.TrimSuffix(name, "."), port
+}
+
+// originAllowed: no Origin passes (the CSRF token still has to match); otherwise it must be this page's own
+// origin, http:// + the Host that passed the check.
+func originAllowed(r *http.Request) bool {
+	vals := r.Header.Values("Origin")
+	switch len(vals) {
+	case 0:
+		return true
+	case 1:
+		return strings.EqualFold(strings.TrimSpace(vals[0]), "http://"+r.Host)
+	}
+	return false
+}
+
+// session returns the browser's session cookie value, setting a new one when it has none. The CSRF token is an
+// HMAC of it under a key that never leaves the process, so a page that cannot read the admin page cannot make one.
+func (a *admin) session(w http.ResponseWriter, r *http.Request) string {
+	if c, err := r.Cookie(csrfCookie); err == nil && validSession(c.Value) {
+		return c.Value
+	}
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	v := base64.RawURLEncoding.EncodeToString(b)
+	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: v, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	return v
+}
+
+func validSession(v string) bool {
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	return err == nil && len(b) == 32
+}
+
+func (a *admin) token(session string) string {
+	m := hmac.New(sha256.New, a.key)
+	m.Write([]byte("oeproxy admin csrf\x00" + session))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (a *admin) csrfValid(r *http.Request) bool {
+	c, err := r.Cookie(csrfCookie)
+	if err != nil || !validSession(c.Value) {
+		return false
+	}
+	if err := r.ParseForm(); err != nil {
+		return false
+	}
+	got := r.PostForm.Get("csrf")
+	return got != "" && hmac.Equal([]byte(got), []byte(a.token(c.Value)))
+}
+
+// render writes a template with the given status; a template error is a bug, logged and answered with 500.
+func (a *admin) render(w http.ResponseWriter, status int, name string, data any) {
+	var buf bytes.Buffer
+	if err := adminTmpl.ExecuteTemplate(&buf, name, data); err != nil {
+		a.d.log.Error("admin: page not rendered", zap.String("template", name), zap.Error(err))
+		http.Error(w, "internal error: the page could not be rendered (see the log)", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+type messageView struct {
+	Title string
+	Lines []string
+	Links []string
+	Error string
+}
+
+func (a *admin) fail(w http.ResponseWriter, title string, err error) {
+	_, status := kindOf(err)
+	if status == http.StatusInternalServerError && appapi.CodeOf(err) != 0 {
+		status = http.StatusBadGateway
+	}
+	a.render(w, status, "message", messageView{Title: title, Error: err.Error()})
+}
+
+func (a *admin) note(text, link string, err error) {
+	e := event{At: time.Now().Format("15:04:05"), Text: text, Link: link}
+	if err != nil {
+		e.Err = err.Error()
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.recent = append([]event{e}, a.recent...)
+	if len(a.recent) > 10 {
+		a.recent = a.recent[:10]
+	}
+}
+
+// The printers page.
+
+type indexView struct {
+	Title    string
+	CSRF     string
+	Started  string
+	Printers []printerView
+	Pending  []string
+	Recent   []event
+}
+
+type printerView struct {
+	Name, PrinterName, LocalURL, Route, RelayHost string
+	Served                                        bool
+	State                                         HealthState
+	StateSince, CheckedAt                         string
+	Action                                        string
+	LastError                                     *StatusError
+	Supporter                                     string
+	Limits                                        *limitsView
+	Traffic                                       trafficView
+}
+
+type limitsView struct{ Upload, Download, Stream string }
+
+type trafficView struct {
+	Requests, WebSockets, Streams, Uploads int64
+	In, Out                                string
+}
+
+func (a *admin) index(w http.ResponseWriter, r *http.Request) {
+	sess := a.session(w, r)
+	recs, err := a.d.o.Store.List()
+	if err != nil {
+		a.fail(w, "The printers could not be read", err)
+		return
+	}
+	view := indexView{CSRF: a.token(sess), Started: a.started.Format("2006-01-02 15:04:05 MST")}
+	listenHost := a.d.cfg().Listen.Host
+	for _, rec := range recs {
+		view.Printers = append(view.Printers, a.printerView(rec, listenHost, r.Host))
+	}
+	a.mu.Lock()
+	for _, p := range a.pending {
+		view.Pending = append(view.Pending, p.started.Format("15:04:05"))
+	}
+	view.Recent = slices.Clone(a.recent)
+	a.mu.Unlock()
+	slices.Sort(view.Pending)
+	a.render(w, http.StatusOK, "index", view)
+}
+
+// printerView builds what the page shows of one printer from its public record, health and traffic only.
+func (a *admin) printerView(rec credstore.Record, listenHost, adminHost string) printerView {
+	pub := rec.PublicWithHost(listenHost)
+	if ip := net.ParseIP(strings.Trim(listenHost, "[]")); listenHost == "" || (ip != nil && ip.IsUnspecified()) {
+		// Bound to every address: link through the name the browser used for this page.
+		name, _ := splitHost(adminHost)
+		pub = rec.PublicWithHost(name)
+	}
+	v := printerView{Name: pub.Name, PrinterName: pub.PrinterName, LocalURL: pub.LocalURL, Route: pub.Route,
+		RelayHost: pub.RelayHost, State: StateUnknown, Supporter: "unknown until OctoEverywhere answered once"}
+	if h := a.d.healthOf(rec.Name); h != nil {
+		v.Served = true
+		st := statusOf(rec, h.Snapshot(), true)
+		v.State, v.Action, v.LastError = st.State, st.Action, st.LastError
+		v.StateSince, v.CheckedAt = timeText(st.StateSince), timeText(st.CheckedAt)
+		if st.PrinterName != "" {
+			v.PrinterName = st.PrinterName
+		}
+		if l := st.Limits; l != nil {
+			v.Limits = &limitsView{Upload: limitBytes(l.MaxUploadFileSizeBytes), Download: limitBytes(l.MaxDownloadFileSizeBytes),
+				Stream: limitSeconds(l.MaxSingleWebcamStreamLengthSeconds)}
+		}
+		switch {
+		case st.State == StateNoSupporterPerks:
+			v.Supporter = "no Supporter Perks (605): the account owner must renew; the printer works again without re-linking"
+		case st.Limits != nil:
+			v.Supporter = "active (App Connections need Supporter Perks; OctoEverywhere answered with the limits below)"
+		}
+	}
+	t := a.d.metrics.Traffic(rec.Name)
+	v.Traffic = trafficView{Requests: t.Requests, WebSockets: t.WebSockets, Streams: t.Streams, Uploads: t.Uploads,
+		In: FormatBytes(t.BytesIn), Out: FormatBytes(t.BytesOut)}
+	return v
+}
+
+func timeText(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.Local().Format("2006-01-02 15:04:05 MST")
+}
+
+func limitBytes(n int64) string {
+	if n <= 0 {
+		return "not reported"
+	}
+	return FormatBytes(n)
+}
+
+func limitSeconds(n int64) string {
+	if n <= 0 {
+		return "not reported"
+	}
+	return (time.Duration(n) * time.Second).String()
+}
+
+// Connect: the portal flow with this server as the callback.
+
+func (a *admin) connect(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimSpace(r.PostForm.Get("name"))
+	if name != "" && name != credstore.Slug(name) {
+		a.fail(w, "Not connected", fmt.Errorf("%w: name %q may use only lower-case letters, digits and '-' (try %q)", ErrInvalid, name, credstore.Slug(name)))
+		return
+	}
+	port := 0
+	if p := strings.TrimSpace(r.PostForm.Get("port")); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			a.fail(w, "Not connected", fmt.Errorf("%w: port %q is not a TCP port (1..65535); leave it empty for the next free one", ErrInvalid, p))
+			return
+		}
+		port = n
+	}
+	a.mu.Lock()
+	busy := len(a.pending) >= maxPendingConnects
+	a.mu.Unlock()
+	if busy {
+		a.render(w, http.StatusTooManyRequests, "message", messageView{Title: "Too many setups in progress",
+			Error: fmt.Sprintf("%d portal setups are already waiting; finish or abandon them (they expire after 15 minutes).", maxPendingConnects)})
+		return
+	}
+	cfg := a.d.cfg()
+	var printerID string
+	if lan := strings.TrimSpace(r.PostForm.Get("printer_url")); lan != "" {
+		ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+		id, warn := portalflow.DiscoverPrinterID(ctx, lan, "", &http.Client{Timeout: 10 * time.Second})
+		cancel()
+		if warn != nil {
+			a.d.log.Warn("admin: printer ID not discovered; the portal lets the user pick the printer", zap.Error(warn))
+		}
+		printerID = id
+	}
+	base := "http://" + r.Host
+	flow, err := portalflow.NewFlow(portalflow.FlowOptions{
+		PortalURL: cfg.OctoEverywhere.PortalURL, AppID: cfg.OctoEverywhere.AppID, RelayDomain: cfg.OctoEverywhere.RelayDomain,
+		AppLogoURL: cfg.OctoEverywhere.AppLogoURL, PrinterID: printerID, CallbackBaseURL: base, Logger: a.d.log.Named("portal"),
+	})
+	if err != nil {
+		a.fail(w, "The portal could not be started", err)
+		return
+	}
+	portal, err := flow.Start(r.Context())
+	if err != nil {
+		flow.Close()
+		a.fail(w, "The portal could not be started", err)
+		return
+	}
+	state := callbackState(portal, base+portalflow.CallbackPathPrefix)
+	if state == "" {
+		flow.Close()
+		a.fail(w, "The portal could not be started", errors.New("the portal URL carries no callback address (a bug: please report it)"))
+		return
+	}
+	p := &pendingConnect{flow: flow, started: time.Now(), done: make(chan struct{})}
+	a.mu.Lock()
+	a.pending[state] = p
+	a.mu.Unlock()
+	a.wg.Add(1)
+	go a.finishConnect(state, p, AddRequest{Name: name, Port: port, PrinterID: printerID})
+	http.Redirect(w, r, portal, http.StatusSeeOther)
+}
+
+// callbackState finds the flow's one-time state in the portal URL: the value of the parameter that holds the
+// return URL <prefix><state>.
+func callbackState(portal, prefix string) string {
+	u, err := url.Parse(portal)
+	if err != nil {
+		return ""
+	}
+	for _, vs := range u.Query() {
+		for _, v := range vs {
+			if s, ok := strings.CutPrefix(v, prefix); ok && s != "" && !strings.ContainsAny(s, "/?#") {
+				return s
+			}
+		}
+	}
+	return ""
+}
+
+// finishConnect waits for the portal's answer and stores it through the daemon's Control, which starts the
+// printer's listener.
+func (a *admin) finishConnect(state string, p *pendingConnect, req AddRequest) {
+	defer a.wg.Done()
+	defer close(p.done)
+	defer func() {
+		p.flow.Close()
+		a.mu.Lock()
+		delete(a.pending, state)
+		a.mu.Unlock()
+	}()
+	c, err := p.flow.Wait(a.ctx)
+	if err != nil {
+		if a.ctx.Err() == nil {
+			a.note("Connect did not finish", "", err)
+		}
+		return
+	}
+	req.Completion = c
+	rec, err := a.d.control.Add(a.ctx, req)
+	if err != nil {
+		a.d.log.Error("admin: printer not connected", zap.Error(err))
+		a.note("Connecting "+c.PrinterName+" failed", "", err)
+		return
+	}
+	a.note("Connected "+rec.Name+" ("+rec.PrinterName+"), served at", rec.LocalURL, nil)
+}
+
+// callback serves the portal's return through the flow's own handler. When the answer completed the flow, it
+// waits (briefly) until the printer is stored, so that the admin page lists it as soon as the browser is back.
+func (a *admin) callback(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
+	p := a.pending[r.PathValue("state")]
+	a.mu.Unlock()
+	if p == nil {
+		a.render(w, http.StatusNotFound, "message", messageView{Title: "No connection setup is waiting for this address",
+			Lines: []string{"Nothing was stored. It may be an older or finished setup; start a new one from the admin page."}})
+		return
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	// The portal's pages set their own CSP (one hashed script); ours allows none.
+	w.Header().Del("Content-Security-Policy")
+	p.flow.Handler().ServeHTTP(sw, r)
+	if r.URL.RawQuery == "" || sw.status >= 400 {
+		return
+	}
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+	case <-r.Context().Done():
+	}
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Remove, Live Link, Gadget.
+
+func (a *admin) publicRecord(name string) (credstore.PublicRecord, error) {
+	rec, err := a.d.o.Store.Get(name)
+	if err != nil {
+		return credstore.PublicRecord{}, err
+	}
+	return rec.PublicWithHost(a.d.cfg().Listen.Host), nil
+}
+
+func (a *admin) confirmRemove(w http.ResponseWriter, r *http.Request) {
+	pub, err := a.publicRecord(r.PathValue("name"))
+	if err != nil {
+		a.fail(w, "No such printer", err)
+		return
+	}
+	a.render(w, http.StatusOK, "confirm", struct {
+		Title, Name, LocalURL, CSRF string
+	}{Title: "remove " + pub.Name, Name: pub.Name, LocalURL: pub.LocalURL, CSRF: a.token(a.session(w, r))})
+}
+
+func (a *admin) remove(w http.ResponseWriter, r *http.Request) {
+	rec, err := a.d.control.Remove(r.Context(), r.PathValue("name"))
+	if err != nil {
+		a.fail(w, "Not removed", err)
+		return
+	}
+	a.note("Removed "+rec.Name+" (revoke its App Connection on the OctoEverywhere website)", "", nil)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (a *admin) liveLink(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	req := appapi.LiveLinkRequest{UntilPrintDone: r.PostForm.Get("until_print_done") != ""}
+	if h := strings.TrimSpace(r.PostForm.Get("hours")); h != "" && !req.UntilPrintDone {
+		n, err := strconv.Atoi(h)
+		if err != nil || n < 1 || n > 17520 {
+			a.fail(w, "No Live Link created", fmt.Errorf("%w: hours %q: give 1 to 17520", ErrInvalid, h))
+			return
+		}
+		req.Hours = n
+	}
+	l, err := a.d.control.LiveLink(r.Context(), name, req)
+	if err != nil {
+		a.fail(w, "No Live Link created", err)
+		return
+	}
+	lasts := "It ends when the current print is done."
+	if !req.UntilPrintDone {
+		hours := req.Hours
+		if hours == 0 {
+			hours = 24 // OctoEverywhere's default
+		}
+		lasts = fmt.Sprintf("It works for %d hours.", hours)
+	}
+	a.render(w, http.StatusOK, "message", messageView{Title: "Live Link for " + name,
+		Lines: []string{"Anyone with this link sees the printer's webcam and print progress, without logging in. " + lasts},
+		Links: nonEmpty(l.URL, l.ShortURL)})
+}
+
+func nonEmpty(s ...string) []string {
+	return slices.DeleteFunc(s, func(v string) bool { return v == "" })
+}
+
+func (a *admin) gadget(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	g, err := a.d.control.Gadget(r.Context(), name)
+	if err != nil {
+		a.fail(w, "No Gadget status", err)
+		return
+	}
+	lines := []string{"State: " + g.State.String()}
+	if g.State == appapi.GadgetActive {
+		lines = append(lines, "Status: "+g.Status, fmt.Sprintf("Color: %v", g.StatusColor), fmt.Sprintf("Rating: %v", g.Rating))
+	}
+	a.render(w, http.StatusOK, "message", messageView{Title: "Gadget status of " + name, Lines: lines})
+}
