@@ -25,6 +25,7 @@ import (
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/portalflow"
+	"github.com/oeproxy/oeproxy/proxy"
 )
 
 // The admin listener (admin.listen) serves:
@@ -169,7 +170,7 @@ func (a *admin) guard(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cache-Control", "no-store")
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			if !originAllowed(r) {
+			if !proxy.OriginAllowed(r) {
 				a.d.log.Warn("admin: refused a cross-site request", zap.String("origin", r.Header.Get("Origin")),
 					zap.String("host", r.Host), zap.String("path", r.URL.Path))
 				http.Error(w, "403 cross-site request refused: the Origin is not this admin page.", http.StatusForbidden)
@@ -196,59 +197,10 @@ func (a *admin) csp() string {
 	return "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action " + formAction
 }
 
-// hostAllowed is the printer ports' rule (proxy's guard.go): a loopback name or address with any port, the admin
-// listen address, or an entry of listen.allowed_hosts ("name" for any port, "name:port" for one).
+// hostAllowed is the printer ports' rule (proxy.HostAllowed) with the admin listen address.
 func (a *admin) hostAllowed(host string) bool {
-	host = strings.ToLower(strings.TrimSpace(host))
-	if host == "" {
-		return false
-	}
-	name, port := splitHost(host)
-	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
-		return true
-	}
-	if ip := net.ParseIP(name); ip != nil && ip.IsLoopback() {
-		return true
-	}
 	cfg := a.d.cfg()
-	for _, l := range []string{cfg.Admin.Listen, a.d.adminAddr} {
-		ln, lp := splitHost(strings.ToLower(l))
-		if ip := net.ParseIP(ln); ln == "" || (ip != nil && ip.IsUnspecified()) {
-			continue
-		}
-		if name == ln && (port == lp || (port == "" && lp == "80")) {
-			return true
-		}
-	}
-	for _, al := range cfg.Listen.AllowedHosts {
-		an, ap := splitHost(strings.ToLower(strings.TrimSpace(al)))
-		if an == name && (ap == "" || ap == port) {
-			return true
-		}
-	}
-	return false
-}
-
-func splitHost(hp string) (name, port string) {
-	if n, p, err := net.SplitHostPort(hp); err == nil {
-		name, port = n, p
-	} else {
-		name = strings.TrimSuffix(strings.TrimPrefix(hp, "["), "]")
-	}
-	return strings.TrimSuffix(name, "."), port
-}
-
-// originAllowed: no Origin passes (the CSRF token still has to match); otherwise it must be this page's own
-// origin, http:// + the Host that passed the check.
-func originAllowed(r *http.Request) bool {
-	vals := r.Header.Values("Origin")
-	switch len(vals) {
-	case 0:
-		return true
-	case 1:
-		return strings.EqualFold(strings.TrimSpace(vals[0]), "http://"+r.Host)
-	}
-	return false
+	return proxy.HostAllowed(host, []string{cfg.Admin.Listen, a.d.adminAddr}, cfg.Listen.AllowedHosts)
 }
 
 // session returns the browser's session cookie value, setting a new one when it has none. The CSRF token is an
@@ -385,7 +337,10 @@ func (a *admin) printerView(rec credstore.Record, listenHost, adminHost string) 
 	pub := rec.PublicWithHost(listenHost)
 	if ip := net.ParseIP(strings.Trim(listenHost, "[]")); listenHost == "" || (ip != nil && ip.IsUnspecified()) {
 		// Bound to every address: link through the name the browser used for this page.
-		name, _ := splitHost(adminHost)
+		name := adminHost
+		if h, _, err := net.SplitHostPort(adminHost); err == nil {
+			name = h
+		}
 		pub = rec.PublicWithHost(name)
 	}
 	v := printerView{Name: pub.Name, PrinterName: pub.PrinterName, LocalURL: pub.LocalURL, Route: pub.Route,

@@ -13,9 +13,15 @@ import (
 // sends the attacker's name), and a web page that posts to http://127.0.0.1:<port> or opens a WebSocket to it
 // (stopped by the Origin check). Slicers, curl and scripts send no Origin and pass.
 
-// hostAllowed reports whether the Host header names this listener: a loopback name or address with any port,
-// the listen address, or an entry of AllowedHosts ("name" for any port, "name:port" for one).
+// hostAllowed reports whether the Host header names this listener (see HostAllowed).
 func (h *Handler) hostAllowed(host string) bool {
+	return HostAllowed(host, []string{h.opts.ListenAddr}, h.opts.AllowedHosts)
+}
+
+// HostAllowed reports whether a Host header names a local listener: a loopback name or address with any port,
+// one of listenAddrs (unless unspecified, like 0.0.0.0), or an entry of allowed ("name" for any port,
+// "name:port" for one). The admin listener uses the same rule as the printer ports.
+func HostAllowed(host string, listenAddrs, allowed []string) bool {
 	host = strings.ToLower(strings.TrimSpace(host))
 	if host == "" {
 		return false
@@ -24,15 +30,14 @@ func (h *Handler) hostAllowed(host string) bool {
 	if isLoopbackName(name) {
 		return true
 	}
-	if l := strings.ToLower(h.opts.ListenAddr); l != "" {
-		ln, lp := splitHostPort(l)
-		if name == ln && (port == lp || (port == "" && lp == "80")) && !isUnspecified(ln) {
+	for _, l := range listenAddrs {
+		ln, lp := splitHostPort(strings.ToLower(l))
+		if l != "" && name == ln && (port == lp || (port == "" && lp == "80")) && !isUnspecified(ln) {
 			return true
 		}
 	}
-	for _, a := range h.opts.AllowedHosts {
-		a = strings.ToLower(strings.TrimSpace(a))
-		an, ap := splitHostPort(a)
+	for _, a := range allowed {
+		an, ap := splitHostPort(strings.ToLower(strings.TrimSpace(a)))
 		if an == name && (ap == "" || ap == port) {
 			return true
 		}
@@ -63,10 +68,10 @@ func isUnspecified(name string) bool {
 	return name == "" || (ip != nil && ip.IsUnspecified())
 }
 
-// originAllowed reports whether a browser Origin, if any, is this printer's local origin: "http://" + the Host
-// the client used. No Origin passes (slicers, curl); "null" (sandboxed frames, file: pages) and several
-// Origin headers do not.
-func originAllowed(r *http.Request) bool {
+// OriginAllowed reports whether a browser Origin, if any, is the local origin: "http://" + the Host the client
+// used (checked by HostAllowed first). No Origin passes (slicers, curl); "null" (sandboxed frames, file: pages)
+// and several Origin headers do not.
+func OriginAllowed(r *http.Request) bool {
 	vals := r.Header.Values("Origin")
 	switch len(vals) {
 	case 0:

@@ -216,6 +216,12 @@ func clientOf(ctx context.Context) clientInfo {
 // ServeHTTP guards the local side, then relays the request (HTTP through ReverseProxy, WebSockets through
 // serveWebSocket).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if len(r.TransferEncoding) > 0 {
+		// RFC 9112 §6.3: a request with Transfer-Encoding may be a smuggling attempt (net/http has already dropped a
+		// Content-Length sent beside it, so the two cannot be told apart here), and the connection MUST be closed
+		// after the answer, so that nothing left in the body is ever read as a request of its own.
+		w.Header().Set("Connection", "close")
+	}
 	if !h.hostAllowed(r.Host) {
 		h.refuse(w, r, http.StatusMisdirectedRequest, "Host not allowed",
 			fmt.Sprintf("This oeproxy port answers only to localhost, 127.0.0.1, its listen address or listen.allowed_hosts, not to Host %q. "+
@@ -223,7 +229,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws := isWebSocketUpgrade(r)
-	if (ws || !safeMethod(r.Method)) && !originAllowed(r) {
+	if (ws || !safeMethod(r.Method)) && !OriginAllowed(r) {
 		h.refuse(w, r, http.StatusForbidden, "Cross-site request refused",
 			fmt.Sprintf("Origin %q is not this printer's local origin http://%s: oeproxy refuses state-changing requests and WebSockets "+
 				"from other web pages so that they cannot use your printer's credential.", r.Header.Get("Origin"), r.Host))
