@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMIT) -X $(PK
 GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: help build test vet fmt-check unit lint clean demo e2e release container-check
+.PHONY: help build test vet fmt-check unit lint clean demo e2e release container-check bench bench-quick soak
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -29,6 +29,7 @@ fmt-check:
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
+	@$(GO) test -race -count=1 -timeout 10m -v ./reliability/ 2>&1 | grep -E '^reliability:' || true
 
 lint: ## staticcheck (installed by this target)
 	@test -x $(GOBIN_DIR)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -46,5 +47,18 @@ release: ## cross-compile dist/ (linux amd64/arm64/armv7, macOS, Windows) with S
 container-check: ## build ./Dockerfile with buildah (root, offline) and run the image; not part of `make test`
 	VERSION='$(VERSION)' COMMIT='$(COMMIT)' DATE='$(DATE)' scripts/container-check.sh
 
+bench: ## measure direct vs oeproxy vs nginx through oesim's relay, write bench/RESULTS.md (installs nginx and wrk; ~10 min)
+	scripts/bench.sh
+
+bench-quick: ## the benchmark with tiny sizes and one round (< 2 min): proves the harness works, judges nothing
+	scripts/bench.sh -quick
+
+soak: ## full reliability suite (10-minute load, 10,000 WebSocket cycles and aborted requests) and 10 minutes of each fuzz target
+	set -o pipefail; OEPROXY_SOAK=1 $(GO) test -count=1 -timeout 60m -v ./reliability/ 2>&1 | tee soak.log | grep -E '^(--- |reliability|ok|FAIL)'
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCompletion$$' -fuzztime 10m ./portalflow/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime 10m ./credstore/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime 10m ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10m ./appapi/
+
 clean: ## remove build output
-	rm -rf bin dist
+	rm -rf bin dist soak.log

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -54,7 +56,8 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if p := relay.Subprotocol(); p != "" {
 		protos = []string{p}
 	}
-	client, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	hw := &hijackRecorder{ResponseWriter: w}
+	client, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		Subprotocols: protos,
 		// The Origin was checked in ServeHTTP against this printer's local origin; coder's own check would
 		// compare it with the Host in a slightly different way, so it is switched off here, after ours.
@@ -66,7 +69,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("WebSocket accept failed", zap.Error(err))
 		return
 	}
-	h.runSession(client, relay)
+	h.runSession(client, relay, hw.conn)
 }
 
 // dialRelay opens the WebSocket to the relay with the headers the relay passes on (X-Api-Key*, Cookie and the
@@ -153,13 +156,14 @@ const (
 type wsSession struct {
 	h             *Handler
 	client, relay *websocket.Conn
+	clientRaw     net.Conn // the client's connection under client, to end a close handshake the client stalls
 	once          sync.Once
 	closed        chan struct{} // closed once both sides have been closed
 }
 
-func (h *Handler) runSession(client, relay *websocket.Conn) {
+func (h *Handler) runSession(client, relay *websocket.Conn, clientRaw net.Conn) {
 	client.SetReadLimit(h.opts.MaxMessageBytes)
-	s := &wsSession{h: h, client: client, relay: relay, closed: make(chan struct{})}
+	s := &wsSession{h: h, client: client, relay: relay, clientRaw: clientRaw, closed: make(chan struct{})}
 	h.mu.Lock()
 	shuttingDown := h.closed
 	h.sessions[s] = struct{}{}
@@ -274,7 +278,18 @@ func (s *wsSession) end(why endReason, code websocket.StatusCode, reason string)
 		var wg sync.WaitGroup
 		closeConn := func(c *websocket.Conn, code websocket.StatusCode, reason string) {
 			wg.Add(1)
-			go func() { defer wg.Done(); _ = c.Close(code, reason) }()
+			go func() {
+				defer wg.Done()
+				if c == s.client && s.clientRaw != nil {
+					// coder/websocket's close handshake first reads away the rest of the frame in progress, with no
+					// deadline: a client that announced a huge frame and went quiet would hold Close (and with it
+					// Handler.Close and the daemon's shutdown) forever. Past the handshake's own time limits, close
+					// the connection under it.
+					t := time.AfterFunc(closeHandshakeLimit, func() { _ = s.clientRaw.Close() })
+					defer t.Stop()
+				}
+				_ = c.Close(code, reason)
+			}()
 		}
 		switch why {
 		case endClientClosed:
@@ -303,6 +318,22 @@ func (s *wsSession) end(why endReason, code websocket.StatusCode, reason string)
 		wg.Wait()
 	})
 	<-s.closed
+}
+
+// closeHandshakeLimit bounds a close handshake with the client: coder/websocket allows 5 s to write the close
+// frame and 5 s to read the answer.
+const closeHandshakeLimit = 10 * time.Second
+
+// hijackRecorder keeps the connection websocket.Accept hijacks, so that a stalled close handshake can be ended.
+type hijackRecorder struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	h.conn = c
+	return c, brw, err
 }
 
 // errReader remembers a read error so that pump can tell a failing source from a failing destination.

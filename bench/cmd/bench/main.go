@@ -1,0 +1,79 @@
+// Command bench runs the oeproxy benchmark (`make bench`, `make bench-quick`): direct vs oeproxy vs nginx through
+// oesim's relay. It prints the table and writes it, with the machine description, to -out.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/oeproxy/oeproxy/bench"
+)
+
+func main() {
+	quick := flag.Bool("quick", false, "tiny sizes and one round: proves the harness works (< 2 minutes)")
+	out := flag.String("out", "", "write the results as markdown here (e.g. bench/RESULTS.md); empty: print only")
+	rounds := flag.Int("rounds", 0, "number of rounds (default 5, or 1 with -quick)")
+	noNginx := flag.Bool("no-nginx", false, "skip the nginx path even when nginx is installed")
+	bin := flag.String("oeproxy", "", "use this oeproxy binary instead of building one")
+	notes := flag.String("notes", "bench/NOTES.md", "markdown appended to the results under \"Notes\" when the file exists (profiles, before/after figures)")
+	only := flag.String("only", "", "comma-separated groups to run: start,transfer,get,ws,mjpeg,idlews (default all)")
+	flag.Parse()
+
+	cfg := bench.FullConfig()
+	if *quick {
+		cfg = bench.QuickConfig()
+	}
+	if *rounds > 0 {
+		cfg.Rounds = *rounds
+	}
+	cfg.Wrk = bench.FindWrk()
+	if !*noNginx {
+		cfg.Nginx = bench.FindNginx()
+	}
+	cfg.OEProxyBin = *bin
+	if *only != "" {
+		cfg.Only = strings.Split(*only, ",")
+	}
+	cfg.Log = os.Stderr
+	if cfg.Nginx == "" && !*noNginx {
+		fmt.Fprintln(os.Stderr, "bench: nginx is not installed (scripts/bench-deps.sh installs it): measuring direct and oeproxy only")
+	}
+	if cfg.Wrk == "" {
+		fmt.Fprintln(os.Stderr, "bench: wrk is not installed: requests/s come from a Go closed-loop client")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.Run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	md := res.Markdown()
+	if b, err := os.ReadFile(*notes); err == nil && len(b) > 0 {
+		md += "\n## Notes\n\n" + string(b)
+	}
+	fmt.Println(md)
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(md), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Fprintln(os.Stderr, "bench: wrote", *out)
+		// The raw samples, for anyone who wants other statistics than the table's.
+		if raw, err := json.MarshalIndent(res, "", "  "); err == nil {
+			_ = os.WriteFile(strings.TrimSuffix(*out, filepath.Ext(*out))+".json", append(raw, '\n'), 0o644)
+		}
+	}
+	fmt.Fprintln(os.Stderr, res.Summary())
+	if len(res.Errors) > 0 {
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,99 @@
+package bench
+
+import (
+	"net/http"
+	"time"
+)
+
+// Path names, in the order the table shows them.
+const (
+	PathDirect  = "direct"
+	PathOEProxy = "oeproxy"
+	PathNginx   = "nginx"
+)
+
+// Path is one way from the client to the origin.
+type Path struct {
+	Name string
+	// BaseURL is where requests go: https://app-<id>.<domain> (direct) or http://127.0.0.1:<port> (a proxy).
+	BaseURL string
+	// Header is added to every request: the credential on the direct path, nothing through a proxy.
+	Header http.Header
+	// Transport carries the Go clients' requests (keep-alive pool sized for the load).
+	Transport *http.Transport
+	// WrkURL and WrkArgs drive wrk: the direct path dials the sim's address and names the app host in Host.
+	WrkURL  string
+	WrkArgs []string
+	// Proc is the proxy process measured for memory; nil on the direct path.
+	Proc Process
+}
+
+// Process is a proxy running as child process(es).
+type Process interface {
+	// PIDs are the processes whose memory counts (nginx: the master and its workers).
+	PIDs() []int
+	// Start starts it and returns the time from exec to the first request it served.
+	Start() (time.Duration, error)
+	// Stop ends it (SIGTERM, then SIGKILL after a grace time) and reports an unclean exit.
+	Stop() error
+}
+
+func (p *Path) url(pathAndQuery string) string { return p.BaseURL + pathAndQuery }
+
+func (p *Path) newRequest(method, pathAndQuery string) (*http.Request, error) {
+	req, err := http.NewRequest(method, p.url(pathAndQuery), nil)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range p.Header {
+		req.Header[k] = v
+	}
+	return req, nil
+}
+
+func (p *Path) client() *http.Client { return &http.Client{Transport: p.Transport} }
+
+// memory sums the memory of the path's processes; ok is false on the direct path.
+func (p *Path) memory() (Memory, bool, error) {
+	if p.Proc == nil {
+		return Memory{}, false, nil
+	}
+	m, err := SumMemory(p.Proc.PIDs())
+	return m, err == nil, err
+}
+
+// startPeak resets the processes' VmHWM and samples their RSS; the returned function stops and gives the peak.
+func (p *Path) startPeak() func() int64 {
+	if p.Proc == nil {
+		return func() int64 { return 0 }
+	}
+	pids := p.Proc.PIDs()
+	for _, pid := range pids {
+		_ = ResetPeak(pid)
+	}
+	return samplePeak(pids).Stop
+}
+
+// DirectPath is the client talking to the relay itself with the credential.
+func (e *Env) DirectPath(conns int) *Path {
+	return &Path{
+		Name:      PathDirect,
+		BaseURL:   e.Creds.URL,
+		Header:    http.Header{"Authorization": {e.BasicAuth()}},
+		Transport: e.directTransport(conns),
+		WrkURL:    "https://" + e.Sim.Addr,
+		WrkArgs:   []string{"-H", "Host: " + e.Creds.Host, "-H", "Authorization: " + e.BasicAuth()},
+	}
+}
+
+// localPath is a client talking plain HTTP to a local proxy on addr.
+func localPath(name, addr string, proc Process, conns int) *Path {
+	return &Path{
+		Name:      name,
+		BaseURL:   "http://" + addr,
+		Header:    http.Header{},
+		Transport: localTransport(conns),
+		WrkURL:    "http://" + addr,
+		Proc:      proc,
+	}
+}
