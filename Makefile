@@ -28,8 +28,8 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
 unit:
-	$(GO) test -race -count=1 -timeout 15m ./...
-	@$(GO) test -race -count=1 -timeout 10m -v ./reliability/ 2>&1 | grep -E '^reliability:' || true
+	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v /reliability$$)
+	set -o pipefail; $(GO) test -race -count=1 -timeout 10m -v ./reliability/ 2>&1 | grep -E '^(--- FAIL|reliability:|ok|FAIL|panic)'
 
 lint: ## staticcheck (installed by this target)
 	@test -x $(GOBIN_DIR)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
