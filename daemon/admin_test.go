@@ -26,6 +26,14 @@ import (
 // change of the configuration. It stops at the end of the test, checking that no secret reached the log.
 func serviceDaemon(t *testing.T, e *testEnv, mod func(*config.Config), level *zap.AtomicLevel) (*Daemon, *observer.ObservedLogs) {
 	t.Helper()
+	return startTestDaemon(t, e, mod, level, nil)
+}
+
+// startTestDaemon runs a real Daemon on e's store until the test ends (config changed by mod; logs observed at
+// level, default debug; health trackers poll only when kicked and use now when given) and checks its logs for
+// secrets at the end.
+func startTestDaemon(t *testing.T, e *testEnv, mod func(*config.Config), level *zap.AtomicLevel, now func() time.Time) (*Daemon, *observer.ObservedLogs) {
+	t.Helper()
 	dataDir, err := os.MkdirTemp("", "oea") // short: the control socket lives here
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +65,7 @@ func serviceDaemon(t *testing.T, e *testEnv, mod func(*config.Config), level *za
 	}
 	ready := make(chan struct{})
 	d, err := New(Options{Config: c, Store: e.store, Transport: e.tr, API: e.api, Logger: log,
-		Health: HealthOptions{Interval: time.Hour, MinCheckGap: -1},
+		Health: HealthOptions{Interval: time.Hour, MinCheckGap: -1, Now: now},
 		Ready:  func(*Daemon) { close(ready) }})
 	if err != nil {
 		t.Fatal(err)

@@ -6,14 +6,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/oesim"
 	"github.com/oeproxy/oeproxy/proxy"
@@ -23,50 +21,7 @@ import (
 // (Interval 1 h). It returns the daemon and its logs; the daemon stops at the end of the test.
 func runDaemon(t *testing.T, e *testEnv, clock *fakeClock) (*Daemon, *observer.ObservedLogs) {
 	t.Helper()
-	dataDir, err := os.MkdirTemp("", "oed") // short: the control socket lives here
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dataDir) })
-	loaded, err := config.Load(config.LoadOptions{File: os.DevNull, LookupEnv: func(string) (string, bool) { return "", false },
-		Environ: func() []string { return nil }, Home: dataDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := loaded.Config
-	c.DataDir = dataDir
-	c.Admin.Listen = "127.0.0.1:0"
-	c.ShutdownGrace = 5 * time.Second
-	c.OctoEverywhere.APIURL = e.sim.APIURL
-	c.OctoEverywhere.RelayDomain = e.sim.Domain
-	log, logs := observed()
-	ready := make(chan struct{})
-	d, err := New(Options{Config: c, Store: e.store, Transport: e.tr, API: e.api, Logger: log,
-		Health: HealthOptions{Interval: time.Hour, MinCheckGap: -1, Now: clock.Now},
-		Ready:  func(*Daemon) { close(ready) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("daemon stopped: %v", err)
-	case <-time.After(10 * time.Second):
-		cancel()
-		t.Fatal("daemon not ready within 10 s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon Run: %v", err)
-		}
-		e.assertNoSecrets(t, logText(logs))
-	})
-	return d, logs
+	return startTestDaemon(t, e, nil, nil, clock.Now)
 }
 
 // freePort gives the record a port that is free now.
