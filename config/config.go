@@ -57,6 +57,10 @@ type OctoEverywhere struct {
 	ConnectTo   string `mapstructure:"connect_to"`
 	Auth        string `mapstructure:"auth"`
 	AppLogoURL  string `mapstructure:"app_logo_url"`
+	// MaxConnections caps the connections one printer holds to its relay for HTTP (WebSockets are not
+	// counted: each is its own connection for its whole life). Requests beyond it wait for a free connection
+	// instead of opening one more TLS session. 0 means no cap.
+	MaxConnections int `mapstructure:"max_connections"`
 }
 
 // TLS holds extra trust for OctoEverywhere hosts.
@@ -93,29 +97,30 @@ const DevTestAppID = "devtest"
 // defaults lists every key with its default. Empty strings for data_dir, store.key_file and log.format mean
 // "derived at load time" (see resolve).
 var defaults = map[string]any{
-	"data_dir":                    "",
-	"listen.host":                 "127.0.0.1",
-	"listen.port_base":            5001,
-	"listen.allowed_hosts":        []string{},
-	"listen.allow_non_loopback":   false,
-	"admin.listen":                "127.0.0.1:7080",
-	"octoeverywhere.app_id":       DevTestAppID,
-	"octoeverywhere.portal_url":   "https://octoeverywhere.com/appportal/v1/",
-	"octoeverywhere.api_url":      "https://octoeverywhere.com",
-	"octoeverywhere.relay_domain": "octoeverywhere.com",
-	"octoeverywhere.connect_to":   "",
-	"octoeverywhere.auth":         "basic",
-	"octoeverywhere.app_logo_url": "",
-	"tls.ca_file":                 "",
-	"store.key_file":              "",
-	"shutdown_grace":              "30s",
-	"websocket.ping_interval":     "30s",
-	"websocket.max_message_bytes": int64(64 << 20),
-	"route":                       "relay",
-	"webcam.share_streams":        false,
-	"webcam.continue_streams":     false,
-	"log.level":                   "info",
-	"log.format":                  "",
+	"data_dir":                       "",
+	"listen.host":                    "127.0.0.1",
+	"listen.port_base":               5001,
+	"listen.allowed_hosts":           []string{},
+	"listen.allow_non_loopback":      false,
+	"admin.listen":                   "127.0.0.1:7080",
+	"octoeverywhere.app_id":          DevTestAppID,
+	"octoeverywhere.portal_url":      "https://octoeverywhere.com/appportal/v1/",
+	"octoeverywhere.api_url":         "https://octoeverywhere.com",
+	"octoeverywhere.relay_domain":    "octoeverywhere.com",
+	"octoeverywhere.connect_to":      "",
+	"octoeverywhere.auth":            "basic",
+	"octoeverywhere.app_logo_url":    "",
+	"octoeverywhere.max_connections": 128,
+	"tls.ca_file":                    "",
+	"store.key_file":                 "",
+	"shutdown_grace":                 "30s",
+	"websocket.ping_interval":        "30s",
+	"websocket.max_message_bytes":    int64(64 << 20),
+	"route":                          "relay",
+	"webcam.share_streams":           false,
+	"webcam.continue_streams":        false,
+	"log.level":                      "info",
+	"log.format":                     "",
 }
 
 // Keys returns every config key, sorted.
@@ -450,6 +455,9 @@ func (c *Config) problems() []string {
 		if h, port, err := net.SplitHostPort(ct); err != nil || h == "" || port == "" {
 			add("octoeverywhere.connect_to", ct, "empty, or host:port to dial for every OctoEverywhere host")
 		}
+	}
+	if c.OctoEverywhere.MaxConnections < 0 {
+		add("octoeverywhere.max_connections", c.OctoEverywhere.MaxConnections, "0 (no cap) or a positive number of connections per printer, e.g. 128")
 	}
 	if a := c.OctoEverywhere.Auth; a != "basic" && a != "bearer" {
 		add("octoeverywhere.auth", a, "basic or bearer")

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -156,7 +157,7 @@ func TestEveryKeyFromEnv(t *testing.T) {
 		"octoeverywhere.portal_url": "https://p.example/appportal/v1/", "octoeverywhere.api_url": "https://p.example",
 		"octoeverywhere.relay_domain": "p.example", "octoeverywhere.connect_to": "127.0.0.1:2",
 		"octoeverywhere.auth": "bearer", "octoeverywhere.app_logo_url": "https://p.example/logo.png",
-		"tls.ca_file": "/ca.pem", "store.key_file": "/k", "shutdown_grace": "5s", "websocket.ping_interval": "2s",
+		"octoeverywhere.max_connections": "16", "tls.ca_file": "/ca.pem", "store.key_file": "/k", "shutdown_grace": "5s", "websocket.ping_interval": "2s",
 		"websocket.max_message_bytes": "2048", "route": "relay", "webcam.share_streams": "false",
 		"webcam.continue_streams": "false", "log.level": "warn", "log.format": "json",
 	}
@@ -178,7 +179,8 @@ func TestEveryKeyFromEnv(t *testing.T) {
 		"octoeverywhere.portal_url": c.OctoEverywhere.PortalURL, "octoeverywhere.api_url": c.OctoEverywhere.APIURL,
 		"octoeverywhere.relay_domain": c.OctoEverywhere.RelayDomain, "octoeverywhere.connect_to": c.OctoEverywhere.ConnectTo,
 		"octoeverywhere.auth": c.OctoEverywhere.Auth, "octoeverywhere.app_logo_url": c.OctoEverywhere.AppLogoURL,
-		"tls.ca_file": c.TLS.CAFile, "store.key_file": c.Store.KeyFile, "shutdown_grace": c.ShutdownGrace.String(),
+		"octoeverywhere.max_connections": strconv.Itoa(c.OctoEverywhere.MaxConnections),
+		"tls.ca_file":                    c.TLS.CAFile, "store.key_file": c.Store.KeyFile, "shutdown_grace": c.ShutdownGrace.String(),
 		"websocket.ping_interval": c.WebSocket.PingInterval.String(), "log.level": c.Log.Level, "log.format": c.Log.Format,
 	}
 	for k, g := range got {
@@ -204,6 +206,7 @@ octoeverywhere:
   auth: digest
   portal_url: http://octoeverywhere.com/appportal/v1/
   connect_to: localhost
+  max_connections: -1
 websocket:
   ping_interval: 1ms
 route: auto
@@ -224,7 +227,7 @@ shutdown_grcae: 10s
 	for _, want := range []string{
 		`listen.host: "0.0.0.0"`, "allow_non_loopback",
 		"listen.port_base: 70000", "admin.listen", `octoeverywhere.auth: "digest"`, "basic or bearer",
-		"octoeverywhere.portal_url", "octoeverywhere.connect_to", "websocket.ping_interval", `route: "auto"`,
+		"octoeverywhere.portal_url", "octoeverywhere.connect_to", "octoeverywhere.max_connections: -1", "websocket.ping_interval", `route: "auto"`,
 		"log.level", "log.format",
 		`listen.prot_base: unknown key`, `did you mean "listen.port_base"`,
 		`shutdown_grcae: unknown key`, `did you mean "shutdown_grace"`,

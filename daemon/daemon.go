@@ -29,6 +29,9 @@ type Options struct {
 	Logger *zap.Logger
 	// Transport reaches OctoEverywhere (oenet.Options.Transport()).
 	Transport http.RoundTripper
+	// WebSocketTransport carries WebSocket handshakes to the relays (oenet.Options.WebSocketTransport());
+	// default Transport.
+	WebSocketTransport http.RoundTripper
 	// Ready, when set, is called once every listener is up.
 	Ready func(*Daemon)
 	// API calls the App APIs; default: a client of octoeverywhere.api_url over Transport.

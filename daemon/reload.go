@@ -178,16 +178,17 @@ func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr st
 			Name: rec.Name, RelayURL: relay, Auth: cfg.OctoEverywhere.Auth,
 			BasicUser: rec.BasicUser, BasicPassword: rec.BasicPassword, BearerToken: rec.BearerToken,
 		}, proxy.Options{
-			Transport:       d.o.Transport,
-			Logger:          d.log.With(zap.String("printer", rec.Name)),
-			ListenAddr:      addr,
-			AllowedHosts:    cfg.Listen.AllowedHosts,
-			AppID:           cfg.OctoEverywhere.AppID,
-			PortalURL:       cfg.OctoEverywhere.PortalURL,
-			PingInterval:    cfg.WebSocket.PingInterval,
-			MaxMessageBytes: cfg.WebSocket.MaxMessageBytes,
-			Gate:            health,
-			Hooks:           hooks,
+			Transport:          d.o.Transport,
+			WebSocketTransport: d.o.WebSocketTransport,
+			Logger:             d.log.With(zap.String("printer", rec.Name)),
+			ListenAddr:         addr,
+			AllowedHosts:       cfg.Listen.AllowedHosts,
+			AppID:              cfg.OctoEverywhere.AppID,
+			PortalURL:          cfg.OctoEverywhere.PortalURL,
+			PingInterval:       cfg.WebSocket.PingInterval,
+			MaxMessageBytes:    cfg.WebSocket.MaxMessageBytes,
+			Gate:               health,
+			Hooks:              hooks,
 		})
 	}}
 	h, err := ph.build()

@@ -58,8 +58,11 @@ type RequestStats struct {
 // Options configures a Handler. Transport is required; every other zero value is a safe default.
 type Options struct {
 	// Transport carries requests to the relay; build it with oenet.Options.Transport() so that it has no
-	// compression, no response-header timeout and honours connect_to. WebSocket handshakes use it too.
+	// compression, no response-header timeout and honours connect_to.
 	Transport http.RoundTripper
+	// WebSocketTransport carries WebSocket handshakes (oenet.Options.WebSocketTransport()); default Transport.
+	// It should not share Transport's connection cap: a WebSocket holds its connection for its whole life.
+	WebSocketTransport http.RoundTripper
 	// Logger receives one line per state change (6xx code, relay unreachable) and per refused client; default no-op.
 	Logger *zap.Logger
 	// ListenAddr is the local listener address (host:port); it is accepted as a Host besides loopback names.
@@ -153,8 +156,12 @@ func New(p Printer, o Options) (*Handler, error) {
 		ErrorHandler:   h.relayError,
 		ErrorLog:       mustStdLogAt(h.log.Named("reverseproxy"), zap.DebugLevel),
 	}
+	wst := o.WebSocketTransport
+	if wst == nil {
+		wst = o.Transport
+	}
 	h.wsClient = &http.Client{
-		Transport: o.Transport,
+		Transport: wst,
 		// A redirect on a handshake is the client's business: pass it on (with Location rewritten).
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}

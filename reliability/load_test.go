@@ -183,7 +183,7 @@ func TestLoad(t *testing.T) {
 		t.Errorf("some load did not run at all")
 	}
 	waitIdle(t)
-	backTo(t, base, 60, r.ctr.CloseIdleConnections, r.tr.CloseIdleConnections)
+	backTo(t, base, 60, r.ctr.CloseIdleConnections, r.tr.CloseIdleConnections, r.wstr.CloseIdleConnections)
 }
 
 func getOK(ctx context.Context, r *rig, path string) error {
@@ -235,7 +235,7 @@ func TestLeakWebSocketCycles(t *testing.T) {
 		return nil
 	})
 	waitIdle(t)
-	backTo(t, base, 60, r.ctr.CloseIdleConnections, r.tr.CloseIdleConnections)
+	backTo(t, base, 60, r.ctr.CloseIdleConnections, r.tr.CloseIdleConnections, r.wstr.CloseIdleConnections)
 }
 
 // Requests aborted by the client at various points: goroutines and file descriptors stay flat.
@@ -272,7 +272,7 @@ func TestLeakAbortedRequests(t *testing.T) {
 		return nil
 	})
 	waitIdle(t)
-	backTo(t, base, 60, r.ctr.CloseIdleConnections, r.tr.CloseIdleConnections)
+	backTo(t, base, 60, r.ctr.CloseIdleConnections, r.tr.CloseIdleConnections, r.wstr.CloseIdleConnections)
 }
 
 // parallel runs f n times on `workers` goroutines and fails on the first error.

@@ -38,6 +38,7 @@ type rig struct {
 	srv   *http.Server
 	addr  string // the local listener, 127.0.0.1:port
 	tr    *http.Transport
+	wstr  *http.Transport // WebSocket handshakes
 	logs  *observer.ObservedLogs
 	// client reaches the local listener (keep-alive, no timeout: each test sets its own deadline).
 	client *http.Client
@@ -68,7 +69,9 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	if roots == nil {
 		roots = env.Sim.RootCAs
 	}
-	r.tr = oenet.Options{ConnectTo: r.chaos.Addr(), RootCAs: roots}.Transport()
+	// As serve builds them: the default connection cap for HTTP, a separate transport for WebSockets.
+	netOpts := oenet.Options{ConnectTo: r.chaos.Addr(), RootCAs: roots, MaxConnsPerHost: 128}
+	r.tr, r.wstr = netOpts.Transport(), netOpts.WebSocketTransport()
 	core, logs := observer.New(zapcore.DebugLevel)
 	r.logs = logs
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -83,7 +86,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	}
 	r.h, err = proxy.New(proxy.Printer{Name: "mk4", RelayURL: relay, Auth: "basic", BasicUser: env.Creds.BasicUser,
 		BasicPassword: pass, BearerToken: env.Creds.BearerToken},
-		proxy.Options{Transport: r.tr, Logger: zap.New(core), ListenAddr: r.addr, AppID: "reliability",
+		proxy.Options{Transport: r.tr, WebSocketTransport: r.wstr, Logger: zap.New(core), ListenAddr: r.addr, AppID: "reliability",
 			PortalURL: env.Sim.PortalURL, PingInterval: o.pingInterval, MaxMessageBytes: o.maxMessage})
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +105,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 		<-done
 		r.ctr.CloseIdleConnections()
 		r.tr.CloseIdleConnections()
+		r.wstr.CloseIdleConnections()
 		r.chaos.Close()
 		env.Close()
 	})

@@ -76,12 +76,13 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, ready func(
 	if err != nil {
 		return err
 	}
-	net := oenet.Options{ConnectTo: cfg.OctoEverywhere.ConnectTo, RootCAs: roots}
+	net := oenet.Options{ConnectTo: cfg.OctoEverywhere.ConnectTo, RootCAs: roots, MaxConnsPerHost: cfg.OctoEverywhere.MaxConnections}
 	if cfg.OctoEverywhere.ConnectTo != "" {
 		log.Warn("dialing every OctoEverywhere host at octoeverywhere.connect_to (tests and demo only)",
 			zap.String("connect_to", cfg.OctoEverywhere.ConnectTo))
 	}
-	d, err := daemon.New(daemon.Options{Config: *cfg, Store: st, Logger: log, Transport: net.Transport(), Ready: ready})
+	d, err := daemon.New(daemon.Options{Config: *cfg, Store: st, Logger: log, Transport: net.Transport(),
+		WebSocketTransport: net.WebSocketTransport(), Ready: ready})
 	if err != nil {
 		return err
 	}

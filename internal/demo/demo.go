@@ -89,12 +89,14 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	transport := oenet.Options{ConnectTo: sim.Addr, RootCAs: roots}.Transport()
+	net := oenet.Options{ConnectTo: sim.Addr, RootCAs: roots, MaxConnsPerHost: c.OctoEverywhere.MaxConnections}
+	transport, wsTransport := net.Transport(), net.WebSocketTransport()
 	defer transport.CloseIdleConnections()
+	defer wsTransport.CloseIdleConnections()
 
 	ready := make(chan *daemon.Daemon, 1)
 	d, err := daemon.New(daemon.Options{Config: c, Store: st, Logger: o.Logger, Transport: transport,
-		Ready: func(d *daemon.Daemon) { ready <- d }})
+		WebSocketTransport: wsTransport, Ready: func(d *daemon.Daemon) { ready <- d }})
 	if err != nil {
 		return err
 	}

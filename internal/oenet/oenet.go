@@ -25,6 +25,9 @@ type Options struct {
 	// DialTimeout bounds the TCP connect; TLSHandshakeTimeout bounds the handshake. Zero means 10s.
 	DialTimeout         time.Duration
 	TLSHandshakeTimeout time.Duration
+	// MaxConnsPerHost caps the connections Transport opens to one host (one printer's relay); requests beyond it
+	// wait for a connection to come free. Zero: no cap. WebSocketTransport ignores it.
+	MaxConnsPerHost int
 }
 
 // LoadRoots returns the system roots plus the PEM certificates in caFile (empty caFile: system roots only).
@@ -66,6 +69,10 @@ func (o Options) TLSConfig() *tls.Config {
 // byte-identical), has no response-header timeout (the relay stores a whole upload before the printer answers),
 // and speaks HTTP/1.1 only, since WebSocket upgrades and MJPEG streams need it.
 func (o Options) Transport() *http.Transport {
+	idle := 256
+	if o.MaxConnsPerHost > 0 {
+		idle = min(idle, o.MaxConnsPerHost)
+	}
 	return &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         o.DialContext(),
@@ -76,12 +83,34 @@ func (o Options) Transport() *http.Transport {
 		// A relay connection costs a TLS handshake, so keep as many idle as a busy client used at once: with 32,
 		// 64 concurrent requests made the transport dial and drop ~1 connection per 9 requests, and small-GET
 		// throughput was 0.57 of what 128 gives (make bench). Idle ones still close after IdleConnTimeout.
+		// With a cap, as many idle as the cap: no connection is ever closed for lack of room and reopened.
+		// Without one, 1,000 clients at once dialled (and TLS-handshaked) the relay faster than it answered
+		// on 2 cores, and handshakes timed out (make soak); a cap turns that into a short wait for a warm connection.
 		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
+		MaxIdleConnsPerHost:   idle,
+		MaxConnsPerHost:       o.MaxConnsPerHost,
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: 1 * time.Second,
 		ReadBufferSize:        32 << 10,
 		WriteBufferSize:       32 << 10,
+	}
+}
+
+// WebSocketTransport returns the transport for WebSocket handshakes. A WebSocket keeps its connection for its
+// whole life, so it is not counted against MaxConnsPerHost (200 open WebSockets would otherwise starve, or with
+// a lower cap block, every plain request), and it keeps net/http's 4 KiB buffers instead of Transport's 32 KiB
+// ones: the handshake is small, and the buffers are garbage once the connection is handed over.
+func (o Options) WebSocketTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           o.DialContext(),
+		TLSClientConfig:       o.TLSConfig(),
+		TLSHandshakeTimeout:   orDefault(o.TLSHandshakeTimeout, 10*time.Second),
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+		MaxIdleConnsPerHost:   4, // only refused handshakes (a 6xx, a 404) leave a connection to reuse
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: 1 * time.Second,
 	}
 }
 
