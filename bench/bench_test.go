@@ -48,7 +48,8 @@ func TestQuickRun(t *testing.T) {
 	for _, f := range Figures {
 		for _, p := range want {
 			proxyOnly := f.ID == FigIdleWS || f.ID == FigIdleRSS || f.ID == FigStart || f.ID == FigDownloadRSS ||
-				f.ID == FigUploadRSS || f.ID == FigAddP50 || f.ID == FigAddP99
+				f.ID == FigUploadRSS || f.ID == FigAddP50 || f.ID == FigAddP99 ||
+				f.ID == FigRPSCPU || f.ID == FigDownloadCPU || f.ID == FigUploadCPU
 			if p == PathDirect && proxyOnly {
 				if len(res.Samples[f.ID][p]) != 0 {
 					t.Errorf("%s has a value on the direct path, which has no proxy process", f.ID)
@@ -72,6 +73,26 @@ func TestQuickRun(t *testing.T) {
 	t.Log("\n" + res.Table())
 	if _, err := os.Stat(filepath.Dir(cfg.OEProxyBin)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// ReadCPU sees this process's own CPU time grow while it spins.
+func TestReadCPU(t *testing.T) {
+	c0, err := ReadCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(200 * time.Millisecond); time.Now().Before(end); {
+	}
+	c1, err := ReadCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := c1 - c0; d < 100*time.Millisecond || d > 10*time.Second {
+		t.Errorf("200 ms of spinning counted as %v of CPU", d)
+	}
+	if _, err := ReadCPU(1 << 30); err == nil {
+		t.Error("no error for a pid that does not exist")
 	}
 }
 

@@ -62,6 +62,20 @@ func (p *Path) memory() (Memory, bool, error) {
 	return m, err == nil, err
 }
 
+// startCPU reads the CPU time of the path's processes; the returned function gives the CPU used since, or false
+// on the direct path (or when /proc could not be read).
+func (p *Path) startCPU() func() (time.Duration, bool) {
+	if p.Proc == nil {
+		return func() (time.Duration, bool) { return 0, false }
+	}
+	pids := p.Proc.PIDs()
+	c0, err := SumCPU(pids)
+	return func() (time.Duration, bool) {
+		c1, err1 := SumCPU(pids)
+		return c1 - c0, err == nil && err1 == nil
+	}
+}
+
 // startPeak resets the processes' VmHWM and samples their RSS; the returned function stops and gives the peak.
 func (p *Path) startPeak() func() int64 {
 	if p.Proc == nil {

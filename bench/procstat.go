@@ -92,6 +92,43 @@ func childrenOf(pid int) []int {
 	return out
 }
 
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat: 100 on every Linux architecture Go
+// supports (sysconf(_SC_CLK_TCK) would need cgo).
+const clockTicks = 100
+
+// ReadCPU is the CPU time (user plus system) pid has used since it started, to 10 ms.
+func ReadCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read CPU time of pid %d: %w (the bench needs Linux /proc)", pid, err)
+	}
+	// After "pid (comm) ": state is field 3, utime field 14 and stime field 15 of the whole line.
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("read CPU time of pid %d: unexpected /proc/%d/stat", pid, pid)
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("read CPU time of pid %d: unexpected /proc/%d/stat", pid, pid)
+	}
+	return time.Duration(ut+st) * time.Second / clockTicks, nil
+}
+
+// SumCPU adds up the CPU time of several processes (nginx's master and workers).
+func SumCPU(pids []int) (time.Duration, error) {
+	var total time.Duration
+	for _, pid := range pids {
+		c, err := ReadCPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		total += c
+	}
+	return total, nil
+}
+
 // OpenFDs counts the open file descriptors of pid.
 func OpenFDs(pid int) (int, error) {
 	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))

@@ -33,6 +33,9 @@ const (
 	FigMJPEGBytes  = "mjpeg_bytes"
 	FigIdleRSS     = "idle_rss"
 	FigStart       = "start"
+	FigRPSCPU      = "get_cpu"
+	FigDownloadCPU = "download_cpu"
+	FigUploadCPU   = "upload_cpu"
 )
 
 // Figure describes one row of the table.
@@ -83,13 +86,16 @@ var Figures = []Figure{
 			n, ok2 := med(PathNginx)
 			return o >= n, ok1 && ok2
 		}},
+	{ID: FigRPSCPU, Label: "small GET: proxy CPU per request", Unit: "µs", Digits: 0, NoRatio: true},
 	{ID: FigP50, Label: "small GET p50, open loop", Unit: "ms", Digits: 3},
 	{ID: FigP99, Label: "small GET p99, open loop", Unit: "ms", Digits: 3},
 	{ID: FigAddP50, Label: "small GET added p50 (vs direct)", Unit: "ms", Digits: 3, NoRatio: true, Target: "≤ nginx", Judge: lessOrEqualNginx(FigAddP50)},
 	{ID: FigAddP99, Label: "small GET added p99 (vs direct)", Unit: "ms", Digits: 3, NoRatio: true, Target: "≤ nginx", Judge: lessOrEqualNginx(FigAddP99)},
 	{ID: FigDownload, Label: "download", Unit: "MB/s", Higher: true, Digits: 0, Target: "≥ 0.9×direct, ≥ nginx", Judge: throughputTarget},
+	{ID: FigDownloadCPU, Label: "download: proxy CPU per GiB", Unit: "s", Digits: 2, NoRatio: true},
 	{ID: FigDownloadRSS, Label: "download: proxy peak RSS", Unit: "MiB", Digits: 1, NoRatio: true},
 	{ID: FigUpload, Label: "upload (multipart, Content-Length)", Unit: "MB/s", Higher: true, Digits: 0, Target: "≥ 0.9×direct, ≥ nginx", Judge: throughputTarget},
+	{ID: FigUploadCPU, Label: "upload: proxy CPU per GiB", Unit: "s", Digits: 2, NoRatio: true},
 	{ID: FigUploadRSS, Label: "upload: proxy peak RSS", Unit: "MiB", Digits: 1, NoRatio: true, Target: "< 40 MiB", Judge: below(40)},
 	{ID: FigWSRTT50, Label: "WebSocket round trip p50", Unit: "µs", Digits: 0, Target: "≤ nginx", Judge: lessOrEqualNginx(FigWSRTT50)},
 	{ID: FigWSRTT99, Label: "WebSocket round trip p99", Unit: "µs", Digits: 0},

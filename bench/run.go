@@ -195,9 +195,12 @@ func runRound(ctx context.Context, cfg Config, env *Env, order []*Path, round in
 		if !cfg.runs("transfer") {
 			break
 		}
-		peak := p.startPeak()
+		peak, cpu := p.startPeak(), p.startCPU()
 		v, err := download(ctx, p, cfg.TransferBytes)
 		pk := peak()
+		if c, ok := cpu(); ok && err == nil {
+			res.add(FigDownloadCPU, p.Name, c.Seconds()*float64(1<<30)/float64(cfg.TransferBytes))
+		}
 		if err != nil {
 			fail(FigDownload, p.Name, err)
 			continue
@@ -212,9 +215,12 @@ func runRound(ctx context.Context, cfg Config, env *Env, order []*Path, round in
 		if !cfg.runs("transfer") {
 			break
 		}
-		peak := p.startPeak()
+		peak, cpu := p.startPeak(), p.startCPU()
 		v, err := upload(ctx, p, env.Origin.fill, cfg.TransferBytes)
 		pk := peak()
+		if c, ok := cpu(); ok && err == nil {
+			res.add(FigUploadCPU, p.Name, c.Seconds()*float64(1<<30)/float64(cfg.TransferBytes))
+		}
 		if err != nil {
 			fail(FigUpload, p.Name, err)
 			continue
@@ -231,8 +237,12 @@ func runRound(ctx context.Context, cfg Config, env *Env, order []*Path, round in
 		if !cfg.runs("get") {
 			break
 		}
+		cpu := p.startCPU()
 		v, tool, err := smallGETRate(ctx, cfg.Wrk, p, cfg.SmallConns, cfg.SmallDuration)
 		res.RateTool = tool
+		if c, ok := cpu(); ok && err == nil && v > 0 {
+			res.add(FigRPSCPU, p.Name, float64(c.Microseconds())/(v*cfg.SmallDuration.Seconds()))
+		}
 		if err != nil {
 			fail(FigRPS, p.Name, err)
 			continue
