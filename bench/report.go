@@ -196,8 +196,8 @@ func (r *Results) ratio(f Figure, a, b string) string {
 	}
 	x, ok1 := r.Median(f.ID, a)
 	y, ok2 := r.Median(f.ID, b)
-	if !ok1 || !ok2 || y == 0 {
-		return "—"
+	if !ok1 || !ok2 || y <= 0 || x < 0 {
+		return "—" // a ratio of differences around zero (added p99) means nothing
 	}
 	return fmt.Sprintf("%.2f", x/y)
 }
