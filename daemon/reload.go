@@ -204,7 +204,7 @@ func (p *printerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // rebuild swaps in a handler built from the configuration in effect. The old one is kept (not closed): its
-// WebSockets stay open, and Close ends them at shutdown.
+// WebSockets stay open, and Close ends them at shutdown; once it holds none, a later rebuild lets it go.
 func (p *printerHandler) rebuild() error {
 	h, err := p.build()
 	if err != nil {
@@ -216,7 +216,19 @@ func (p *printerHandler) rebuild() error {
 		h.Close()
 		return nil
 	}
-	p.retired = append(p.retired, p.cur.Swap(h))
+	// Replaced handlers are kept only while they may still hold WebSockets, or every SIGHUP would keep one for
+	// good. The one replaced just now always stays until the next rebuild: a WebSocket handshake that reached it
+	// before the swap may still be dialling the relay.
+	kept := p.retired[:0]
+	for _, old := range p.retired {
+		if old.OpenWebSockets() > 0 {
+			kept = append(kept, old)
+		} else {
+			old.Close()
+		}
+	}
+	clear(p.retired[len(kept):])
+	p.retired = append(kept, p.cur.Swap(h))
 	return nil
 }
 

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -196,5 +197,66 @@ func TestReloadWithoutLevelControl(t *testing.T) {
 	rep := d.Reload(next, nil)
 	if !slices.Equal(rep.NeedRestart, []string{"log.level"}) || len(rep.Applied) != 0 {
 		t.Errorf("report %+v", rep)
+	}
+}
+
+// Each reload replaces every printer's handler; the replaced ones are let go once they hold no WebSocket, so a
+// daemon reloaded every hour does not grow.
+func TestReloadLetsReplacedHandlersGo(t *testing.T) {
+	e := newTestEnv(t, oesim.Options{})
+	addServed(t, e, "voron", e.sim.Printers()[1])
+	var cfg config.Config
+	d, _ := serviceDaemon(t, e, func(c *config.Config) { cfg = *c }, nil)
+	cfg.Admin.Listen = "127.0.0.1:0"
+	url := "ws" + strings.TrimPrefix("http://"+d.PrinterAddr("voron"), "http") + "/websocket"
+	ws := dialWS(t, url) // held by the first handler through every reload
+	defer ws.CloseNow()
+	rpc(t, ws, 1, "server.info")
+	retired := func() int {
+		d.mu.Lock()
+		ph := d.printers["voron"].handler
+		d.mu.Unlock()
+		ph.mu.Lock()
+		defer ph.mu.Unlock()
+		return len(ph.retired)
+	}
+	next := cfg
+	for i := range 6 {
+		next.Listen.AllowedHosts = []string{fmt.Sprintf("printer%d.lan", i)}
+		if rep := d.Reload(next, nil); !slices.Contains(rep.Applied, "listen.allowed_hosts") {
+			t.Fatalf("reload %d: %+v", i, rep)
+		}
+	}
+	// The first handler (its WebSocket is open) and the one replaced last.
+	if n := retired(); n != 2 {
+		t.Errorf("after 6 reloads with one WebSocket open: %d replaced handlers kept, want 2", n)
+	}
+	rpc(t, ws, 2, "server.info")
+	if err := ws.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		d.mu.Lock()
+		open := d.printers["voron"].handler.OpenWebSockets()
+		d.mu.Unlock()
+		if open == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	next.Listen.AllowedHosts = nil
+	d.Reload(next, nil)
+	if n := retired(); n != 1 {
+		t.Errorf("after the WebSocket ended and one more reload: %d replaced handlers kept, want 1", n)
+	}
+	// Requests still work on the current handler.
+	resp, err := http.Get("http://" + d.PrinterAddr("voron") + "/server/info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("after the reloads: %s", resp.Status)
 	}
 }

@@ -239,7 +239,12 @@ func (c *Connection) silence() (bool, <-chan struct{}) {
 // close frame with 1001 (StatusGoingAway) and reason "plugin disconnected".
 func (c *Connection) DropWebSockets() { c.closeWebSockets(true) }
 
-// Requests returns every request the relay received for this connection's host, in arrival order.
+// MaxRecorded is how many requests a Connection keeps at least: the most recent ones. A soak run sends millions,
+// and keeping them all would grow the test process by gigabytes for no test's benefit.
+const MaxRecorded = 10000
+
+// Requests returns the requests the relay received for this connection's host, in arrival order: every one, or
+// at least the MaxRecorded most recent.
 func (c *Connection) Requests() []Request {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -275,6 +280,9 @@ func (c *Connection) LiveLinks() []LiveLink {
 func (c *Connection) record(r *Request) {
 	c.mu.Lock()
 	c.requests = append(c.requests, r)
+	if n := len(c.requests); n >= 2*MaxRecorded {
+		c.requests = append([]*Request(nil), c.requests[n-MaxRecorded:]...) // amortized: once per MaxRecorded requests
+	}
 	c.mu.Unlock()
 }
 

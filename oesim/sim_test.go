@@ -2,6 +2,7 @@ package oesim
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -79,5 +80,26 @@ func TestCustomDomainAndContext(t *testing.T) {
 	}
 	if _, err := Start(context.Background(), Options{Printers: []PrinterOptions{{Kind: KindGeneric}}}); err == nil {
 		t.Error("a generic printer without a Handler was accepted")
+	}
+}
+
+// A connection keeps the most recent requests, not all: a soak run's millions would grow the process for good.
+func TestRecordedRequestsBounded(t *testing.T) {
+	c := &Connection{}
+	const n = 2*MaxRecorded + MaxRecorded/2
+	for i := range n {
+		c.record(&Request{Path: fmt.Sprint(i)})
+	}
+	got := c.Requests()
+	if len(got) < MaxRecorded || len(got) >= 2*MaxRecorded {
+		t.Fatalf("%d requests kept after %d, want between %d and %d", len(got), n, MaxRecorded, 2*MaxRecorded)
+	}
+	if last := got[len(got)-1].Path; last != fmt.Sprint(n-1) {
+		t.Errorf("last kept request %s, want the latest %d", last, n-1)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i-1].Path >= got[i].Path && len(got[i-1].Path) == len(got[i].Path) {
+			t.Fatalf("requests out of order at %d: %s then %s", i, got[i-1].Path, got[i].Path)
+		}
 	}
 }
