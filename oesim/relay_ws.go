@@ -79,16 +79,9 @@ func (s *Sim) relayWebSocket(w http.ResponseWriter, r *http.Request, c *Connecti
 	if s.opts.IgnoreWebSocketPings {
 		opts.OnPingReceived = func(context.Context, []byte) bool { return false }
 	}
-	client, err := websocket.Accept(&gatedWriter{ResponseWriter: w, silence: c.silence}, r, opts)
-	if err != nil {
-		_ = backend.CloseNow()
-		c.setStatus(rec, http.StatusBadRequest) // Accept already answered the bad handshake
-		return
-	}
-	client.SetReadLimit(websocketReadLimit)
-	c.setStatus(rec, http.StatusSwitchingProtocols)
-
-	relay := &wsRelay{client: client, backend: backend, stopped: make(chan struct{})}
+	// Registered before the 101 goes out: a client that saw the 101 may at once expect DropWebSockets to reach
+	// this socket (a stop before the pumps start is seen by the select below).
+	relay := &wsRelay{backend: backend, stopped: make(chan struct{})}
 	c.mu.Lock()
 	c.sockets[relay] = struct{}{}
 	c.mu.Unlock()
@@ -97,6 +90,15 @@ func (s *Sim) relayWebSocket(w http.ResponseWriter, r *http.Request, c *Connecti
 		delete(c.sockets, relay)
 		c.mu.Unlock()
 	}()
+	client, err := websocket.Accept(&gatedWriter{ResponseWriter: w, silence: c.silence}, r, opts)
+	if err != nil {
+		_ = backend.CloseNow()
+		c.setStatus(rec, http.StatusBadRequest) // Accept already answered the bad handshake
+		return
+	}
+	client.SetReadLimit(websocketReadLimit)
+	c.setStatus(rec, http.StatusSwitchingProtocols)
+	relay.client = client
 
 	done := make(chan struct{}, 2)
 	go func() { pumpWebSocket(ctx, client, backend); done <- struct{}{} }()

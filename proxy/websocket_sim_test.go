@@ -263,7 +263,9 @@ func TestWebSocketPluginDisconnect(t *testing.T) {
 	defer c.CloseNow()
 	waitFor(t, func() bool { return e.h.OpenWebSockets() == 1 })
 	e.conn.DropWebSockets()
-	_, _, err := c.Read(t.Context())
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	_, _, err := c.Read(ctx)
 	var ce websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.StatusGoingAway {
 		t.Fatalf("client got %v, want 1001 from the relay", err)
