@@ -47,7 +47,7 @@ release: ## cross-compile dist/ (linux amd64/arm64/armv7, macOS, Windows) with S
 container-check: ## build ./Dockerfile with buildah (root, offline) and run the image; not part of `make test`
 	VERSION='$(VERSION)' COMMIT='$(COMMIT)' DATE='$(DATE)' scripts/container-check.sh
 
-bench: ## measure direct vs oeproxy vs nginx through oesim's relay, write bench/RESULTS.md (installs nginx and wrk; ~10 min)
+bench: ## measure direct vs oeproxy vs nginx (and HAProxy) through oesim's relay, write bench/RESULTS.md (installs nginx, haproxy and wrk; ~12 min)
 	scripts/bench.sh
 
 bench-quick: ## the benchmark with tiny sizes and one round (< 2 min): proves the harness works, judges nothing

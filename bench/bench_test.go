@@ -28,6 +28,7 @@ func TestQuickRun(t *testing.T) {
 	if cfg.Nginx == "" {
 		t.Log("nginx is not installed: measuring direct and oeproxy only (scripts/bench-deps.sh installs it)")
 	}
+	cfg.HAProxy = FindHAProxy()
 	cfg.OEProxyBin = filepath.Join(t.TempDir(), "oeproxy")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -44,6 +45,9 @@ func TestQuickRun(t *testing.T) {
 	want := []string{PathDirect, PathOEProxy}
 	if cfg.Nginx != "" {
 		want = append(want, PathNginx)
+	}
+	if cfg.HAProxy != "" {
+		want = append(want, PathHAProxy)
 	}
 	for _, f := range Figures {
 		for _, p := range want {
@@ -69,6 +73,9 @@ func TestQuickRun(t *testing.T) {
 	}
 	if cfg.Nginx != "" && !strings.Contains(md, "oeproxy/nginx") {
 		t.Error("RESULTS markdown lacks the oeproxy/nginx ratio although nginx ran")
+	}
+	if cfg.HAProxy != "" && !strings.Contains(md, "| haproxy |") {
+		t.Error("RESULTS markdown lacks the haproxy column although HAProxy ran")
 	}
 	t.Log("\n" + res.Table())
 	if _, err := os.Stat(filepath.Dir(cfg.OEProxyBin)); err != nil {

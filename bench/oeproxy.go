@@ -159,7 +159,8 @@ func stopProcess(cmd *exec.Cmd, waited chan error, grace time.Duration) error {
 }
 
 // firstRequest polls url (a fresh connection each time) until it answers 200, and returns the time since start.
-func firstRequest(start time.Time, url string, exited <-chan error) (time.Duration, error) {
+// exited (buffered, 1) receives the process's exit; a value taken from it is put back for Stop to find.
+func firstRequest(start time.Time, url string, exited chan error) (time.Duration, error) {
 	tr := &http.Transport{DisableKeepAlives: true, DialContext: (&net.Dialer{Timeout: time.Second}).DialContext}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -167,6 +168,7 @@ func firstRequest(start time.Time, url string, exited <-chan error) (time.Durati
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
+			exited <- err
 			return 0, fmt.Errorf("exited before serving: %v", err)
 		default:
 		}

@@ -10,6 +10,7 @@ const (
 	PathDirect  = "direct"
 	PathOEProxy = "oeproxy"
 	PathNginx   = "nginx"
+	PathHAProxy = "haproxy"
 )
 
 // Path is one way from the client to the origin.

@@ -223,9 +223,13 @@ func (r *Results) overlap(fig, a, b string) bool {
 func (r *Results) Table() string {
 	var b strings.Builder
 	hasNginx := slices.Contains(r.Paths, PathNginx)
+	hasHAProxy := slices.Contains(r.Paths, PathHAProxy)
 	b.WriteString("| figure | unit | direct | oeproxy |")
 	if hasNginx {
 		b.WriteString(" nginx |")
+	}
+	if hasHAProxy {
+		b.WriteString(" haproxy |")
 	}
 	b.WriteString(" oeproxy/direct |")
 	if hasNginx {
@@ -233,6 +237,9 @@ func (r *Results) Table() string {
 	}
 	b.WriteString(" target | verdict |\n|---|---|---:|---:|")
 	if hasNginx {
+		b.WriteString("---:|")
+	}
+	if hasHAProxy {
 		b.WriteString("---:|")
 	}
 	b.WriteString("---:|")
@@ -251,6 +258,9 @@ func (r *Results) Table() string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |", f.Label, f.Unit, r.cell(f, PathDirect), r.cell(f, PathOEProxy))
 		if hasNginx {
 			fmt.Fprintf(&b, " %s |", r.cell(f, PathNginx))
+		}
+		if hasHAProxy {
+			fmt.Fprintf(&b, " %s |", r.cell(f, PathHAProxy))
 		}
 		fmt.Fprintf(&b, " %s |", r.ratio(f, PathOEProxy, PathDirect))
 		if hasNginx {
@@ -359,7 +369,8 @@ type Machine struct {
 	CPUs               int
 	CPUModel, Kernel   string
 	GoVersion          string
-	Nginx, Wrk         string
+	Nginx, HAProxy     string
+	Wrk                string
 	LoadStart, LoadEnd string
 }
 
@@ -380,6 +391,10 @@ func DescribeMachine(cfg Config) Machine {
 	if cfg.Nginx != "" {
 		out, _ := exec.Command(cfg.Nginx, "-v").CombinedOutput()
 		m.Nginx = strings.TrimSpace(strings.TrimPrefix(string(out), "nginx version: "))
+	}
+	if cfg.HAProxy != "" {
+		out, _ := exec.Command(cfg.HAProxy, "-v").CombinedOutput()
+		m.HAProxy = strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
 	}
 	if cfg.Wrk != "" {
 		out, _ := exec.Command(cfg.Wrk, "-v").CombinedOutput()
@@ -406,6 +421,9 @@ func (m Machine) Markdown() string {
 	fmt.Fprintf(&b, "- CPU: %d × %s\n- kernel: Linux %s\n- Go: %s\n", m.CPUs, orUnknown(m.CPUModel), orUnknown(m.Kernel), m.GoVersion)
 	if m.Nginx != "" {
 		fmt.Fprintf(&b, "- nginx: %s\n", m.Nginx)
+	}
+	if m.HAProxy != "" {
+		fmt.Fprintf(&b, "- HAProxy: %s\n", m.HAProxy)
 	}
 	if m.Wrk != "" {
 		fmt.Fprintf(&b, "- wrk: %s\n", m.Wrk)

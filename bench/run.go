@@ -32,8 +32,9 @@ type Config struct {
 	MJPEGInterval   time.Duration
 	MJPEGFrameBytes int
 
-	// Wrk is wrk's path ("" = the Go closed-loop client); Nginx is nginx's path ("" = no nginx path).
-	Wrk, Nginx string
+	// Wrk is wrk's path ("" = the Go closed-loop client); Nginx and HAProxy are the peers' paths ("" = no such
+	// path). The targets are judged against nginx; HAProxy is shown beside it.
+	Wrk, Nginx, HAProxy string
 	// OEProxyBin is a prebuilt oeproxy binary; empty builds one with go build.
 	OEProxyBin string
 	// Log receives progress lines (nil: discarded).
@@ -111,6 +112,13 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			return nil, err
 		}
 		paths = append(paths, localPath(PathNginx, ng.Addr(), ng, conns))
+	}
+	if cfg.HAProxy != "" {
+		hp, err := NewHAProxy(cfg.HAProxy, env)
+		if err != nil {
+			return nil, err
+		}
+		paths = append(paths, localPath(PathHAProxy, hp.Addr(), hp, conns))
 	}
 	for _, p := range paths {
 		res.Paths = append(res.Paths, p.Name)

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Installs what `make bench` compares against: nginx (the peer proxy) and wrk (closed-loop load) from apt.
+# Installs what `make bench` compares against: nginx and HAProxy (the peer proxies) and wrk (closed-loop load)
+# from apt.
 # Open-loop latency is measured in Go by the bench harness itself, so vegeta is not needed.
 # Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
 set -euo pipefail
 
 need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 if [ ${#need[@]} -eq 0 ]; then
-	echo "bench-deps: nginx and wrk are installed"
+	echo "bench-deps: nginx, haproxy and wrk are installed"
 	exit 0
 fi
 
@@ -21,5 +23,5 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "bench-deps: installing ${need[*]}"
 $sudo apt-get update -qq
-# The image's policy-rc.d keeps apt from starting nginx as a service; the bench runs its own instance.
+# The image's policy-rc.d keeps apt from starting nginx or haproxy as a service; the bench runs its own instances.
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"

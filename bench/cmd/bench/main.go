@@ -21,6 +21,7 @@ func main() {
 	out := flag.String("out", "", "write the results as markdown here (e.g. bench/RESULTS.md); empty: print only")
 	rounds := flag.Int("rounds", 0, "number of rounds (default 5, or 1 with -quick)")
 	noNginx := flag.Bool("no-nginx", false, "skip the nginx path even when nginx is installed")
+	noHAProxy := flag.Bool("no-haproxy", false, "skip the HAProxy path even when haproxy is installed")
 	bin := flag.String("oeproxy", "", "use this oeproxy binary instead of building one")
 	notes := flag.String("notes", "bench/NOTES.md", "markdown appended to the results under \"Notes\" when the file exists (profiles, before/after figures)")
 	only := flag.String("only", "", "comma-separated groups to run: start,transfer,get,ws,mjpeg,idlews (default all)")
@@ -37,6 +38,9 @@ func main() {
 	if !*noNginx {
 		cfg.Nginx = bench.FindNginx()
 	}
+	if !*noHAProxy {
+		cfg.HAProxy = bench.FindHAProxy()
+	}
 	cfg.OEProxyBin = *bin
 	if *only != "" {
 		cfg.Only = strings.Split(*only, ",")
@@ -44,6 +48,9 @@ func main() {
 	cfg.Log = os.Stderr
 	if cfg.Nginx == "" && !*noNginx {
 		fmt.Fprintln(os.Stderr, "bench: nginx is not installed (scripts/bench-deps.sh installs it): measuring direct and oeproxy only")
+	}
+	if cfg.HAProxy == "" && !*noHAProxy {
+		fmt.Fprintln(os.Stderr, "bench: haproxy is not installed (scripts/bench-deps.sh installs it): no HAProxy column")
 	}
 	if cfg.Wrk == "" {
 		fmt.Fprintln(os.Stderr, "bench: wrk is not installed: requests/s come from a Go closed-loop client")
