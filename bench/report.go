@@ -322,6 +322,11 @@ func (r *Results) Markdown() string {
 	} else {
 		b.WriteString("- **nginx**: not installed on this machine (run `scripts/bench-deps.sh`), so not measured.\n")
 	}
+	if slices.Contains(r.Paths, PathHAProxy) {
+		b.WriteString("- **haproxy**: the client talks plain HTTP to HAProxy (one process, its default threads, `mode http`, keep-alive,\n" +
+			"  Host and Authorization set, `ssl verify required` with SNI and `verifyhost`, server connections reused);\n" +
+			"  shown beside nginx, which the targets are judged against.\n")
+	}
 	b.WriteString("\nThe relay is oesim (Go, TLS, HTTP/1.1, store-and-forward uploads spooled to disk, as OctoEverywhere's plugin does),\n" +
 		"with a fast origin behind it; client, relay, origin and proxy share the machine's cores, so the ratios matter, not the absolute figures.\n" +
 		"Paths are interleaved within each round and their order rotates from round to round.\n\n")
