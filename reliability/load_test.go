@@ -157,22 +157,34 @@ func TestLoad(t *testing.T) {
 			}
 		}()
 	}
-	peak := rss0
+	// RSS is sampled every second; the figure after the first quarter (warm: every client connected, pools full)
+	// is compared with the one at the end, when memory must have stopped growing.
+	peak, warm := rss0, 0.0
+	start := time.Now()
 	tick := time.NewTicker(time.Second)
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
 			done = true
 		case <-tick.C:
-			peak = max(peak, rss())
+			now := rss()
+			peak = max(peak, now)
+			if warm == 0 && time.Since(start) >= sz.duration/4 {
+				warm = now
+			}
 		}
 	}
 	tick.Stop()
+	end := rss()
 	wg.Wait()
 	t.Logf("%s: %d small requests, %d WebSocket echoes, %d webcam frames, %d uploads of %d MiB; %d error(s)",
 		sz.duration, reqs.Load(), msgs.Load(), frames.Load(), uploads.Load(), sz.uploadBytes>>20, bad.Load())
-	fmt.Printf("reliability load: RSS of the test process (client, proxy, relay and origin together) %.0f MiB before, %.0f MiB peak, %.0f MiB after\n",
-		rss0, peak, rss())
+	fmt.Printf("reliability load: RSS of the test process (client, proxy, relay and origin together) %.0f MiB before, "+
+		"%.0f MiB after a quarter of the run, %.0f MiB at the end, %.0f MiB peak\n", rss0, warm, end, peak)
+	if soak() && end > warm*1.5+64 {
+		// Only the 10-minute run is long enough to tell growth from warm-up.
+		t.Errorf("RSS grew from %.0f MiB after a quarter of the run to %.0f MiB at the end: something keeps memory per request", warm, end)
+	}
 	if bad.Load() > 0 {
 		t.Errorf("%d error(s) under load, first: %v", bad.Load(), firstErr.Load())
 		for _, e := range r.logs.FilterLevelExact(zapcore.WarnLevel).All() {
