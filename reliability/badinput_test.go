@@ -87,14 +87,6 @@ func TestBadInputSmuggling(t *testing.T) {
 	}
 }
 
-func paths(r *rig) []string {
-	var out []string
-	for _, q := range r.env.Conn.Requests() {
-		out = append(out, q.Method+" "+q.Path)
-	}
-	return out
-}
-
 // Malformed WebSocket frames from the client end that session (close 1002 or 1009, or the connection closed;
 // the message limit is 1 MiB here)
 // without touching other sessions; the relay side and the origin are released and the proxy serves on.
