@@ -50,7 +50,12 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		h.relayError(w, r, err)
 		return
 	}
-	defer release()
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			release()
+		}
+	}()
 	h.noteRelayOK()
 	var protos []string
 	if p := relay.Subprotocol(); p != "" {
@@ -69,7 +74,16 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("WebSocket accept failed", zap.Error(err))
 		return
 	}
-	h.runSession(client, relay, hw.conn)
+	// The session runs on goroutines of its own and ServeHTTP returns: net/http then lets go of the request, the
+	// response and the connection's state, which an idle WebSocket would otherwise hold for its whole life.
+	h.wg.Add(1)
+	conn := hw.conn
+	handedOff = true
+	go func() {
+		defer h.wg.Done()
+		defer release() // the dial's context lives as long as the relay connection
+		h.runSession(client, relay, conn)
+	}()
 }
 
 // dialRelay opens the WebSocket to the relay with the headers the relay passes on (X-Api-Key*, Cookie and the
