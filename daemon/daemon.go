@@ -135,11 +135,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	ctlSrv := &http.Server{Handler: ControlHandler(d.control), ReadHeaderTimeout: 10 * time.Second}
-	d.goServe("control", func() error { return ctlSrv.Serve(ctl) })
 
 	admin, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
-		ctlSrv.Close()
+		ctl.Close()
 		return fmt.Errorf("admin listener %s: %w (set admin.listen to a free address)", cfg.Admin.Listen, err)
 	}
 	d.adminAddr = admin.Addr().String()
@@ -148,7 +147,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	recs, err := d.o.Store.List()
 	if err != nil {
-		ctlSrv.Close()
+		ctl.Close()
 		adminSrv.Close()
 		return err
 	}
@@ -157,6 +156,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.log.Error("printer not served", zap.String("printer", r.Name), zap.Error(err))
 		}
 	}
+	// The control socket answers only now: a client (or a test) that reached it finds every printer port bound.
+	// Its listener was opened first, so a ping during start-up waits in the backlog instead of being refused.
+	d.goServe("control", func() error { return ctlSrv.Serve(ctl) })
 	d.log.Info("oeproxy serving", zap.Int("printers", len(recs)), zap.String("admin", "http://"+d.adminAddr),
 		zap.String("control_socket", d.SocketPath()))
 	if d.o.Ready != nil {
