@@ -15,25 +15,16 @@ import (
 )
 
 // FindHAProxy returns haproxy's path, or "" when it is not installed (scripts/bench-deps.sh installs it).
-func FindHAProxy() string {
-	if p, err := exec.LookPath("haproxy"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/haproxy"); err == nil {
-		return "/usr/sbin/haproxy"
-	}
-	return ""
-}
+func FindHAProxy() string { return findBinary("haproxy") }
 
 // HAProxy is the second peer: HAProxy configured to do oeproxy's job by hand, as nginx is. HAProxy streams
 // request and response bodies and passes WebSocket upgrades with no extra options, and keeps idle server
 // connections for reuse (http-reuse safe, its default). It runs in the foreground (-db) as a child process.
 type HAProxy struct {
-	Bin    string
-	Dir    string
-	Port   int
-	cmd    *exec.Cmd
-	waited chan error
+	Bin  string
+	Dir  string
+	Port int
+	child
 }
 
 // haproxyConf follows research/tools-on-this-machine.md §3.3 (tested there), pointed at the sim's relay with
@@ -96,31 +87,19 @@ func (h *HAProxy) config() string { return filepath.Join(h.Dir, "haproxy.cfg") }
 func (h *HAProxy) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(h.Port)) }
 
 // PIDs is the one process (HAProxy runs its threads in it).
-func (h *HAProxy) PIDs() []int {
-	if h.cmd == nil || h.cmd.Process == nil {
-		return nil
-	}
-	return append([]int{h.cmd.Process.Pid}, childrenOf(h.cmd.Process.Pid)...)
-}
+func (h *HAProxy) PIDs() []int { return h.pids(false) }
 
 // Start runs HAProxy and returns the time from exec to the first request it relayed.
 func (h *HAProxy) Start() (time.Duration, error) {
-	h.cmd = exec.Command(h.Bin, "-db", "-f", h.config())
 	logf, err := os.Create(filepath.Join(h.Dir, "haproxy.log"))
 	if err != nil {
 		return 0, err
 	}
-	h.cmd.Stdout, h.cmd.Stderr = logf, logf
-	start := time.Now()
-	if err := h.cmd.Start(); err != nil {
-		logf.Close()
-		return 0, fmt.Errorf("bench: start haproxy: %w", err)
-	}
-	h.waited = make(chan error, 1)
-	go func() { h.waited <- h.cmd.Wait(); logf.Close() }()
-	d, err := firstRequest(start, "http://"+h.Addr()+"/small", h.waited)
+	defer logf.Close() // the child has its own copy of the descriptor
+	cmd := exec.Command(h.Bin, "-db", "-f", h.config())
+	cmd.Stdout, cmd.Stderr = logf, logf
+	d, err := h.start(cmd, "http://"+h.Addr()+"/small")
 	if err != nil {
-		_ = h.Stop()
 		return 0, fmt.Errorf("bench: haproxy: %w (see %s/haproxy.log)", err, h.Dir)
 	}
 	return d, nil
@@ -129,11 +108,7 @@ func (h *HAProxy) Start() (time.Duration, error) {
 // Stop ends HAProxy. SIGTERM is its hard stop, and in the foreground it then dies of the signal: that is its
 // clean end here (nothing is in flight between figures).
 func (h *HAProxy) Stop() error {
-	if h.cmd == nil {
-		return nil
-	}
-	defer func() { h.cmd = nil }()
-	err := stopProcess(h.cmd, h.waited, 15*time.Second)
+	err := h.stop()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {

@@ -13,15 +13,7 @@ import (
 )
 
 // FindNginx returns nginx's path, or "" when it is not installed (scripts/bench-deps.sh installs it).
-func FindNginx() string {
-	if p, err := exec.LookPath("nginx"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
-		return "/usr/sbin/nginx"
-	}
-	return ""
-}
+func FindNginx() string { return findBinary("nginx") }
 
 // Nginx is nginx configured to do oeproxy's job by hand, the way a user would: the credential and Host set,
 // request and response buffering off, WebSocket upgrades passed, TLS to the relay with SNI and verification,
@@ -30,8 +22,7 @@ type Nginx struct {
 	Bin    string
 	Prefix string
 	Port   int
-	cmd    *exec.Cmd
-	waited chan error
+	child
 }
 
 // nginxConf follows research/tools-on-this-machine.md §3.1 (tested there), pointed at the sim's relay.
@@ -119,35 +110,16 @@ func (n *Nginx) args(extra ...string) []string {
 func (n *Nginx) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.Port)) }
 
 // PIDs are the master and its workers.
-func (n *Nginx) PIDs() []int {
-	if n.cmd == nil || n.cmd.Process == nil {
-		return nil
-	}
-	return append([]int{n.cmd.Process.Pid}, childrenOf(n.cmd.Process.Pid)...)
-}
+func (n *Nginx) PIDs() []int { return n.pids(true) }
 
 // Start runs nginx and returns the time from exec to the first request it relayed.
 func (n *Nginx) Start() (time.Duration, error) {
-	n.cmd = exec.Command(n.Bin, n.args()...)
-	start := time.Now()
-	if err := n.cmd.Start(); err != nil {
-		return 0, fmt.Errorf("bench: start nginx: %w", err)
-	}
-	n.waited = make(chan error, 1)
-	go func() { n.waited <- n.cmd.Wait() }()
-	d, err := firstRequest(start, "http://"+n.Addr()+"/small", n.waited)
+	d, err := n.start(exec.Command(n.Bin, n.args()...), "http://"+n.Addr()+"/small")
 	if err != nil {
-		_ = n.Stop()
 		return 0, fmt.Errorf("bench: nginx: %w (see %s/error.log)", err, n.Prefix)
 	}
 	return d, nil
 }
 
 // Stop ends nginx (SIGTERM is nginx's fast shutdown).
-func (n *Nginx) Stop() error {
-	if n.cmd == nil {
-		return nil
-	}
-	defer func() { n.cmd = nil }()
-	return stopProcess(n.cmd, n.waited, 15*time.Second)
-}
+func (n *Nginx) Stop() error { return n.stop() }

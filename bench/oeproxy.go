@@ -59,8 +59,7 @@ type OEProxy struct {
 	// LogFile receives the daemon's stderr (JSON logs), appended across restarts.
 	LogFile string
 	env     []string
-	cmd     *exec.Cmd
-	waited  chan error
+	child
 }
 
 // NewOEProxy prepares a data directory and stores the bench connection with `oeproxy connect --completion-url`.
@@ -102,12 +101,7 @@ func NewOEProxy(ctx context.Context, bin string, e *Env) (*OEProxy, error) {
 func (o *OEProxy) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(o.Port)) }
 
 // PIDs is the serve process.
-func (o *OEProxy) PIDs() []int {
-	if o.cmd == nil || o.cmd.Process == nil {
-		return nil
-	}
-	return []int{o.cmd.Process.Pid}
-}
+func (o *OEProxy) PIDs() []int { return o.pids(false) }
 
 // Start runs `oeproxy serve` and returns the time from exec to the first request it relayed.
 func (o *OEProxy) Start() (time.Duration, error) {
@@ -116,31 +110,18 @@ func (o *OEProxy) Start() (time.Duration, error) {
 		return 0, err
 	}
 	defer logf.Close()
-	o.cmd = exec.Command(o.Bin, "serve")
-	o.cmd.Env = o.env
-	o.cmd.Stdout, o.cmd.Stderr = logf, logf
-	start := time.Now()
-	if err := o.cmd.Start(); err != nil {
-		return 0, fmt.Errorf("bench: start oeproxy serve: %w", err)
-	}
-	o.waited = make(chan error, 1)
-	go func() { o.waited <- o.cmd.Wait() }()
-	d, err := firstRequest(start, "http://"+o.Addr()+"/small", o.waited)
+	cmd := exec.Command(o.Bin, "serve")
+	cmd.Env = o.env
+	cmd.Stdout, cmd.Stderr = logf, logf
+	d, err := o.start(cmd, "http://"+o.Addr()+"/small")
 	if err != nil {
-		_ = o.Stop()
 		return 0, fmt.Errorf("bench: oeproxy serve: %w (log: %s)", err, o.LogFile)
 	}
 	return d, nil
 }
 
 // Stop sends SIGTERM and waits for the exit; status 0 is expected (clean drain).
-func (o *OEProxy) Stop() error {
-	if o.cmd == nil {
-		return nil
-	}
-	defer func() { o.cmd = nil }()
-	return stopProcess(o.cmd, o.waited, 15*time.Second)
-}
+func (o *OEProxy) Stop() error { return o.stop() }
 
 // stopProcess sends SIGTERM, then SIGKILL after grace.
 func stopProcess(cmd *exec.Cmd, waited chan error, grace time.Duration) error {

@@ -198,46 +198,36 @@ func runRound(ctx context.Context, cfg Config, env *Env, order []*Path, round in
 		}
 	}
 
-	// 2. transfers first, while the processes are small, with the peak RSS of each.
-	for _, p := range live {
-		if !cfg.runs("transfer") {
-			break
-		}
-		peak, cpu := p.startPeak(), p.startCPU()
-		v, err := download(ctx, p, cfg.TransferBytes)
-		pk := peak()
-		if c, ok := cpu(); ok && err == nil {
-			res.add(FigDownloadCPU, p.Name, c.Seconds()*float64(1<<30)/float64(cfg.TransferBytes))
-		}
-		if err != nil {
-			fail(FigDownload, p.Name, err)
-			continue
-		}
-		res.add(FigDownload, p.Name, v)
-		if p.Proc != nil {
-			res.add(FigDownloadRSS, p.Name, mib(pk))
-		}
-		logf("  download %-8s %8.1f MB/s", p.Name, v)
+	// 2. transfers first, while the processes are small, with the peak RSS and the CPU time of each.
+	transfers := []struct {
+		name             string
+		fig, rss, cpuFig string
+		run              func(*Path) (float64, error)
+	}{
+		{"download", FigDownload, FigDownloadRSS, FigDownloadCPU, func(p *Path) (float64, error) { return download(ctx, p, cfg.TransferBytes) }},
+		{"upload", FigUpload, FigUploadRSS, FigUploadCPU, func(p *Path) (float64, error) { return upload(ctx, p, env.Origin.fill, cfg.TransferBytes) }},
 	}
-	for _, p := range live {
-		if !cfg.runs("transfer") {
-			break
+	for _, tr := range transfers {
+		for _, p := range live {
+			if !cfg.runs("transfer") {
+				break
+			}
+			peak, cpu := p.startPeak(), p.startCPU()
+			v, err := tr.run(p)
+			pk := peak()
+			if err != nil {
+				fail(tr.fig, p.Name, err)
+				continue
+			}
+			if c, ok := cpu(); ok {
+				res.add(tr.cpuFig, p.Name, c.Seconds()*float64(1<<30)/float64(cfg.TransferBytes))
+			}
+			res.add(tr.fig, p.Name, v)
+			if p.Proc != nil {
+				res.add(tr.rss, p.Name, mib(pk))
+			}
+			logf("  %-8s %-8s %8.1f MB/s", tr.name, p.Name, v)
 		}
-		peak, cpu := p.startPeak(), p.startCPU()
-		v, err := upload(ctx, p, env.Origin.fill, cfg.TransferBytes)
-		pk := peak()
-		if c, ok := cpu(); ok && err == nil {
-			res.add(FigUploadCPU, p.Name, c.Seconds()*float64(1<<30)/float64(cfg.TransferBytes))
-		}
-		if err != nil {
-			fail(FigUpload, p.Name, err)
-			continue
-		}
-		res.add(FigUpload, p.Name, v)
-		if p.Proc != nil {
-			res.add(FigUploadRSS, p.Name, mib(pk))
-		}
-		logf("  upload   %-8s %8.1f MB/s", p.Name, v)
 	}
 
 	// 1. small GET: requests/s at fixed concurrency, then p50/p99 at a fixed open-loop rate.

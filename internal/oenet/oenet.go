@@ -101,17 +101,11 @@ func (o Options) Transport() *http.Transport {
 // a lower cap block, every plain request), and it keeps net/http's 4 KiB buffers instead of Transport's 32 KiB
 // ones: the handshake is small, and the buffers are garbage once the connection is handed over.
 func (o Options) WebSocketTransport() *http.Transport {
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           o.DialContext(),
-		TLSClientConfig:       o.TLSConfig(),
-		TLSHandshakeTimeout:   orDefault(o.TLSHandshakeTimeout, 10*time.Second),
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     false,
-		MaxIdleConnsPerHost:   4, // only refused handshakes (a 6xx, a 404) leave a connection to reuse
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: 1 * time.Second,
-	}
+	t := o.Transport()
+	t.MaxConnsPerHost = 0
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = 0, 4 // only refused handshakes (a 6xx, a 404) leave a connection to reuse
+	t.ReadBufferSize, t.WriteBufferSize = 0, 0   // net/http's 4 KiB
+	return t
 }
 
 func orDefault(d, def time.Duration) time.Duration {
