@@ -3,6 +3,8 @@ package bench
 import (
 	"os"
 	"os/exec"
+	"strings"
+	"text/template"
 	"time"
 )
 
@@ -51,6 +53,15 @@ func (c *child) pids(workers bool) []int {
 		return []int{pid}
 	}
 	return append([]int{pid}, childrenOf(pid)...)
+}
+
+// writeConfig renders a peer's configuration to path, 0600: it holds the credential.
+func writeConfig(t *template.Template, data map[string]any, path string) error {
+	var b strings.Builder
+	if err := t.Execute(&b, data); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o600)
 }
 
 // findBinary returns name's path from PATH or /usr/sbin (where Debian puts nginx and haproxy), or "".

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"text/template"
 	"time"
@@ -64,17 +63,12 @@ func NewHAProxy(bin string, e *Env) (*HAProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	var b strings.Builder
-	if err := haproxyConf.Execute(&b, map[string]any{
-		"Port": port, "Relay": e.Sim.Addr, "AppHost": e.Creds.Host, "Auth": e.BasicAuth(), "CA": e.CAFile,
-	}); err != nil {
-		return nil, err
-	}
-	// 0600: the file holds the credential.
-	if err := os.WriteFile(filepath.Join(dir, "haproxy.cfg"), []byte(b.String()), 0o600); err != nil {
-		return nil, err
-	}
 	h := &HAProxy{Bin: bin, Dir: dir, Port: port}
+	if err := writeConfig(haproxyConf, map[string]any{
+		"Port": port, "Relay": e.Sim.Addr, "AppHost": e.Creds.Host, "Auth": e.BasicAuth(), "CA": e.CAFile,
+	}, h.config()); err != nil {
+		return nil, err
+	}
 	if out, err := exec.Command(bin, "-c", "-f", h.config()).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("bench: haproxy -c: %w\n%s", err, redact(string(out), e.Secrets()))
 	}

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"text/template"
 	"time"
 )
@@ -84,15 +83,10 @@ func NewNginx(bin string, e *Env) (*Nginx, error) {
 	if err != nil {
 		return nil, err
 	}
-	var b strings.Builder
-	if err := nginxConf.Execute(&b, map[string]any{
+	if err := writeConfig(nginxConf, map[string]any{
 		"Root": os.Geteuid() == 0, "Prefix": prefix, "Port": port, "Relay": e.Sim.Addr,
 		"AppHost": e.Creds.Host, "Auth": e.BasicAuth(), "CA": e.CAFile,
-	}); err != nil {
-		return nil, err
-	}
-	// 0600: the file holds the credential.
-	if err := os.WriteFile(filepath.Join(prefix, "nginx.conf"), []byte(b.String()), 0o600); err != nil {
+	}, filepath.Join(prefix, "nginx.conf")); err != nil {
 		return nil, err
 	}
 	n := &Nginx{Bin: bin, Prefix: prefix, Port: port}

@@ -107,7 +107,9 @@ func TestMaxConnsPerHostQueuesRequests(t *testing.T) {
 		{cap: 8, requests: 40, wantMax: 8},
 		{cap: 0, requests: 20, wantMax: 20}, // no cap: one connection per concurrent request
 	} {
-		r := newRelay(t, 50*time.Millisecond)
+		// Each answer is held long enough that every request of the batch is in flight at once, even on a loaded
+		// machine: the uncapped case must see one connection per request.
+		r := newRelay(t, 300*time.Millisecond)
 		tr := r.options(tc.cap).Transport()
 		get(t, tr, relayURL, tc.requests)
 		tr.CloseIdleConnections()
