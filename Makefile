@@ -29,7 +29,11 @@ fmt-check:
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v /reliability$$)
-	set -o pipefail; $(GO) test -race -count=1 -timeout 10m -v ./reliability/ 2>&1 | grep -E '^(--- FAIL|reliability:|ok|FAIL|panic)'
+	@# gotestsum prints one line per case and every failing case's output whole; the suite's own summary
+	@# line (printed by its TestMain) is taken from the JSON record so that it ends the run.
+	set -o pipefail; $(GO) tool gotestsum --format testname --jsonfile reliability.json -- -race -count=1 -timeout 10m ./reliability/; \
+	rc=$$?; grep -o 'reliability: [0-9]* passed, [0-9]* failed' reliability.json | tail -1; \
+	grep -o 'reliability failures: [^"]*' reliability.json | sed 's/\\n$$//' | tail -1; exit $$rc
 
 lint: ## staticcheck (installed by this target)
 	@test -x $(GOBIN_DIR)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -61,4 +65,4 @@ soak: ## full reliability suite (10-minute load, 10,000 WebSocket cycles and abo
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10m ./appapi/
 
 clean: ## remove build output
-	rm -rf bin dist soak.log
+	rm -rf bin dist soak.log reliability.json
