@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/oeproxy/oeproxy/internal/oe"
 )
 
 // OEError is one of OctoEverywhere's own status codes (600-613), which the relay, its WebSockets and the App
@@ -70,71 +72,21 @@ func sentinel(code int) *OEError {
 	return &e
 }
 
-// relink is the advice for codes after which the stored credentials are worthless.
-const relink = "Link the printer again: run `oeproxy remove NAME` and then `oeproxy connect` (the old credentials will never work again)."
-
-// codes is the single table of what OctoEverywhere's codes mean (research §3.6). The proxy uses it too.
-var codes = map[int]OEError{
-	600: {Name: "unknown error", Temporary: true,
-		Meaning: "OctoEverywhere had an unexpected server error.",
-		Action:  "Try again in a minute; if it keeps happening, contact OctoEverywhere support."},
-	601: {Name: "printer offline", Temporary: true,
-		Meaning: "The printer is not connected to OctoEverywhere (the OctoEverywhere plugin on the printer is offline).",
-		Action:  "Check that the printer and its OctoEverywhere plugin are on and online; the connection recovers by itself when it reconnects."},
-	602: {Name: "printer timed out", Temporary: true,
-		Meaning: "OctoEverywhere's connection to the printer's plugin timed out (the printer is connected but slow to answer).",
-		Action:  "Try again; if it persists, check the printer's network and load."},
-	603: {Name: "App Connection not found", Temporary: false,
-		Meaning: "OctoEverywhere does not know this App Connection (its address or token maps to nothing).",
-		Action:  relink},
-	604: {Name: "App Connection revoked", Temporary: false,
-		Meaning: "The App Connection was revoked or has expired (revoked on the OctoEverywhere website, printer removed, or account deleted).",
-		Action:  relink},
-	605: {Name: "no Supporter Perks", Temporary: true,
-		Meaning: "The printer's owner is no longer an OctoEverywhere supporter, which App Connections require.",
-		Action:  "The printer's owner needs to renew OctoEverywhere Supporter Perks on the OctoEverywhere website; the connection works again after that, without re-linking."},
-	606: {Name: "invalid credentials", Temporary: false,
-		Meaning: "OctoEverywhere rejected the App Connection credentials (missing or wrong).",
-		Action:  "If this persists, link the printer again: run `oeproxy remove NAME` and then `oeproxy connect`."},
-	607: {Name: "download limit exceeded", Temporary: false,
-		Meaning: "The file is larger than the account's download limit.",
-		Action:  "Download a smaller file, or see the limit with `oeproxy status NAME`; a higher supporter level raises it."},
-	608: {Name: "upload limit exceeded", Temporary: false,
-		Meaning: "The file is larger than the account's upload limit.",
-		Action:  "Upload a smaller file (see the limit with `oeproxy status NAME`), or upload over the LAN; a higher supporter level raises it."},
-	609: {Name: "webcam limit exceeded", Temporary: true,
-		Meaning: "Too many webcam streams were started back to back in a short time window.",
-		Action:  "Wait a few minutes before opening the webcam again, and avoid reopening it in a loop."},
-	610: {Name: "plugin update required", Temporary: true,
-		Meaning: "The OctoEverywhere plugin on the printer is too old for this feature.",
-		Action:  "Update the OctoEverywhere plugin on the printer, then try again."},
-	611: {Name: "no beta access", Temporary: true,
-		Meaning: "This feature is in beta and the account has no beta access.",
-		Action:  "Enable beta access on the OctoEverywhere website, or do without the feature."},
-	612: {Name: "plugin error", Temporary: true,
-		Meaning: "The OctoEverywhere plugin on the printer reported an error.",
-		Action:  "Try again; if it persists, restart the printer's OctoEverywhere plugin or contact OctoEverywhere support."},
-	613: {Name: "no active print", Temporary: true,
-		Meaning: "There is no print running, so a Live Link that ends with the current print cannot be made.",
-		Action:  "Start a print first, or create the Live Link for a number of hours instead (`oeproxy livelink NAME --hours H`)."},
+// Describe returns what an OctoEverywhere code means and what to do about it (package oe owns the table). ok is
+// false for codes that are not OctoEverywhere's (anything outside 600-613, including codes OctoEverywhere may add
+// later).
+func Describe(code int) (e OEError, ok bool) {
+	c, ok := oe.Describe(code)
+	return fromCode(c), ok
 }
 
-// Describe returns what an OctoEverywhere code means and what to do about it. ok is false for codes that are not
-// OctoEverywhere's (anything outside 600-613, including codes OctoEverywhere may add later).
-func Describe(code int) (e OEError, ok bool) {
-	e, ok = codes[code]
-	e.Code = code
-	return e, ok
+func fromCode(c oe.Code) OEError {
+	return OEError{Code: c.Code, Name: c.Name, Meaning: c.Meaning, Action: c.Action, Temporary: c.Temporary}
 }
 
 // newOEError builds the error for a code received from OctoEverywhere, including unknown 6xx codes.
 func newOEError(code int, detail string) *OEError {
-	e, ok := Describe(code)
-	if !ok {
-		e = OEError{Code: code, Name: "unrecognized OctoEverywhere error", Temporary: false,
-			Meaning: "OctoEverywhere answered with a code this version of oeproxy does not know.",
-			Action:  "Update oeproxy; OctoEverywhere's developer docs list the code's meaning."}
-	}
+	e := fromCode(oe.Lookup(code))
 	e.Detail = detail
 	return &e
 }
@@ -155,7 +107,7 @@ var (
 	// ErrBadRequest: OctoEverywhere answered 400 (a missing token or an invalid value); errors.As gives *HTTPError.
 	ErrBadRequest = errors.New("OctoEverywhere refused the request as invalid (400)")
 	// ErrInvalidArgument: the call was refused before anything was sent (bad hours, non-https URL, ...).
-	ErrInvalidArgument = errors.New("invalid argument")
+	ErrInvalidArgument = oe.ErrInvalidArgument
 	// ErrUnreachable: OctoEverywhere could not be reached (DNS, TCP, TLS, timeout); the cause is wrapped too.
 	ErrUnreachable = errors.New("could not reach OctoEverywhere")
 	// ErrUnexpectedResponse: OctoEverywhere answered success with a body this client cannot read.

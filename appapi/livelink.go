@@ -4,13 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-)
 
-// Live Link durations OctoEverywhere accepts, in hours.
-const (
-	MinLiveLinkHours     = 1
-	MaxLiveLinkHours     = 17520 // two years
-	DefaultLiveLinkHours = 24
+	"github.com/oeproxy/oeproxy/internal/oe"
 )
 
 // LiveLinkRequest says how long a Live Link lives: Hours (1..17520; 0 means 24), or until the current print
@@ -58,10 +53,11 @@ func (c *Client) CreateLiveLink(ctx context.Context, token string, r LiveLinkReq
 		return nil, fmt.Errorf("%w: a Live Link lasts either a number of hours or until the print is done, not both", ErrInvalidArgument)
 	case r.UntilPrintDone:
 	case r.Hours == 0:
-		body.ExpirationHours = DefaultLiveLinkHours
-	case r.Hours < MinLiveLinkHours || r.Hours > MaxLiveLinkHours:
-		return nil, fmt.Errorf("%w: Live Link hours must be between %d and %d (two years), not %d",
-			ErrInvalidArgument, MinLiveLinkHours, MaxLiveLinkHours, r.Hours)
+		body.ExpirationHours = oe.DefaultLiveLinkHours
+	default:
+		if err := oe.CheckLiveLinkHours(r.Hours); err != nil {
+			return nil, err
+		}
 	}
 	payload, err := c.do(ctx, call{name: "create Live Link", method: http.MethodPost, path: "/api/live/createfromappconnection", token: token, body: body})
 	if err != nil {

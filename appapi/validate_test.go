@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/oeproxy/oeproxy/internal/oe"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -52,7 +53,7 @@ func TestClientSideValidation(t *testing.T) {
 	if n := len(f.requests()); n != 0 {
 		t.Fatalf("%d requests were sent for invalid calls", n)
 	}
-	for _, h := range []int{MinLiveLinkHours, MaxLiveLinkHours} {
+	for _, h := range []int{oe.MinLiveLinkHours, oe.MaxLiveLinkHours} {
 		if _, err := c.CreateLiveLink(ctx, testToken, LiveLinkRequest{Hours: h}); !errors.Is(err, ErrUnexpectedResponse) {
 			t.Errorf("hours %d should be sent (and the empty answer refused): %v", h, err)
 		}

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/oeproxy/oeproxy/internal/oe"
 )
 
 // EventType is a notification event OctoEverywhere can send to a webhook. Values never change (research §4.6).
@@ -81,7 +82,7 @@ type wireSetWebhook struct {
 // notifications are sent; empty means all. Each call replaces the previous setting, and a webhook expires 180
 // days after the last successful call, so callers record when they set it. Never retried.
 func (c *Client) SetWebhook(ctx context.Context, token, webhookURL string, events []EventType) error {
-	if err := checkWebhookURL(webhookURL); err != nil {
+	if err := oe.CheckWebhookURL(webhookURL); err != nil {
 		return err
 	}
 	body := wireSetWebhook{WebhookUrl: webhookURL}
@@ -95,22 +96,6 @@ func (c *Client) SetWebhook(ctx context.Context, token, webhookURL string, event
 	}
 	_, err := c.do(ctx, call{name: "set webhook", method: http.MethodPost, path: "/api/appconnection/SetNotificationWebhook", token: token, body: body})
 	return err
-}
-
-// checkWebhookURL accepts only absolute https URLs with a host. Messages never repeat the URL.
-func checkWebhookURL(raw string) error {
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%w: the webhook URL does not parse; give a full https:// URL", ErrInvalidArgument)
-	case !strings.EqualFold(u.Scheme, "https"):
-		return fmt.Errorf("%w: the webhook URL must start with https:// (OctoEverywhere only calls https), not %q", ErrInvalidArgument, u.Scheme+":")
-	case u.Host == "" || u.Hostname() == "":
-		return fmt.Errorf("%w: the webhook URL has no host; give a full https:// URL", ErrInvalidArgument)
-	case strings.ContainsAny(raw, " \t\r\n"):
-		return fmt.Errorf("%w: the webhook URL contains spaces; percent-encode them", ErrInvalidArgument)
-	}
-	return nil
 }
 
 // DeleteWebhook removes the printer's notification webhook (POST /api/appconnection/DeleteNotificationWebhook).

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/go-viper/mapstructure/v2"
+	"github.com/oeproxy/oeproxy/internal/oe"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 )
@@ -517,16 +518,7 @@ func IsLoopbackHost(h string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// PortalOrigin is the scheme://host of the portal URL, used for the no-supporter-perks link.
-func (c *Config) PortalOrigin() string {
-	u, err := url.Parse(c.OctoEverywhere.PortalURL)
-	if err != nil {
-		return "https://octoeverywhere.com"
-	}
-	return u.Scheme + "://" + u.Host
-}
-
-// NoSupporterPerksURL is the page that explains 605.
+// NoSupporterPerksURL is the page that explains 605 for this configuration's portal and App ID.
 func (c *Config) NoSupporterPerksURL() string {
-	return c.PortalOrigin() + "/appportal/v1/nosupporterperks?appid=" + url.QueryEscape(c.OctoEverywhere.AppID)
+	return oe.SupporterPageURL(c.OctoEverywhere.PortalURL, c.OctoEverywhere.AppID)
 }

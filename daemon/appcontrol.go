@@ -13,6 +13,7 @@ import (
 
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/internal/oe"
 )
 
 // AppControl is the part of Control that calls OctoEverywhere's App APIs for a stored printer: status, Live Links,
@@ -178,7 +179,7 @@ func statusOf(r credstore.Record, s HealthSnapshot, daemon bool) PrinterStatus {
 	}
 	switch s.State {
 	case StateNeedsRelink:
-		ps.Action = "Link the printer again: " + relinkCommand(r.Name)
+		ps.Action = oe.RelinkAdvice(r.Name)
 	case StateNoSupporterPerks:
 		ps.Action = "The owner of the OctoEverywhere account needs Supporter Perks again; the printer works again after that, without re-linking."
 	case StatePrinterOffline:
@@ -242,9 +243,7 @@ func (p *Printers) SetWebhook(ctx context.Context, name, webhookURL string, even
 		return WebhookInfo{}, fmt.Errorf("OctoEverywhere set the webhook, but oeproxy could not record it (it will not be renewed): %w", err)
 	}
 	info := WebhookInfo{Name: name, Events: ev, SetAt: now, ExpiresAt: now.Add(WebhookLifetime)}
-	if u, err := url.Parse(webhookURL); err == nil {
-		info.Host = u.Host
-	}
+	info.Host = oe.WebhookHost(webhookURL)
 	return info, nil
 }
 

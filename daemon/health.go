@@ -12,6 +12,7 @@ import (
 
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/internal/oe"
 	"github.com/oeproxy/oeproxy/proxy"
 )
 
@@ -263,7 +264,7 @@ func (h *Health) update() {
 		h.log.Info("printer health changed", fields...)
 	case StateNeedsRelink:
 		h.log.Error("printer health changed: the App Connection must be linked again; requests are refused until then",
-			append(fields, zap.String("action", relinkCommand(h.o.Name)))...)
+			append(fields, zap.String("action", oe.RelinkCommand(h.o.Name)))...)
 	default:
 		h.log.Warn("printer health changed", fields...)
 	}
@@ -337,17 +338,16 @@ func (h *Health) Admit(r *http.Request) *proxy.Refusal {
 			}
 			code = 606
 		}
-		e, _ := appapi.Describe(code)
 		return &proxy.Refusal{Status: code, Code: code,
 			Meaning: "oeproxy stopped sending this printer's requests to OctoEverywhere: " + relinkReason(code),
-			Action:  "Link the printer again: " + relinkCommand(h.o.Name) + " (" + e.Name + ")."}
+			Action:  oe.RelinkAdvice(h.o.Name)}
 	}
 	if h.info != nil {
 		if limit := h.info.Limits.MaxUploadFileSizeBytes; limit > 0 && r.ContentLength > limit {
 			return &proxy.Refusal{Status: http.StatusRequestEntityTooLarge, Code: 608,
 				Meaning: fmt.Sprintf("This upload is %s; this OctoEverywhere account's upload limit is %s (%d bytes). OctoEverywhere would refuse it with 608 after receiving all of it, so oeproxy refused it at once.",
 					FormatBytes(r.ContentLength), FormatBytes(limit), limit),
-				Action: "Send a smaller file or upload on the printer's own network; a higher OctoEverywhere supporter level raises the limit (see oeproxy status " + h.o.Name + ")."}
+				Action: oe.Lookup(608).ActionFor(h.o.Name)}
 		}
 	}
 	return nil
@@ -361,11 +361,6 @@ func relinkReason(code int) string {
 		return "OctoEverywhere's Info API says this App Connection was revoked or has expired (604)."
 	}
 	return "the relay has kept refusing the App Connection credential (606) while the connection itself is valid."
-}
-
-// relinkCommand is what the user runs to link the printer again under the same name.
-func relinkCommand(name string) string {
-	return "oeproxy remove " + name + " && oeproxy connect --name " + name
 }
 
 // renewWebhook sets the webhook again when it is older than WebhookRenewAfter; a failure is logged as a warning

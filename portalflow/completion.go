@@ -106,7 +106,7 @@ func (c Completion) LogValue() slog.Value {
 var ErrInvalidCompletion = errors.New("invalid completion URL")
 
 // ErrPortalDeclined means the portal ended with success=false: no App Connection was created. The caller
-// adds the Supporter Perks link (SupporterPageURL) where it has the portal URL and App ID.
+// adds the Supporter Perks link (oe.SupporterPageURL) where it has the portal URL and App ID.
 var ErrPortalDeclined = errors.New("OctoEverywhere did not create the App Connection (success=false): " +
 	"most likely the printer's owner has no OctoEverywhere Supporter Perks, which App Connections need, " +
 	"or the setup was cancelled in the portal; get Supporter Perks or run oeproxy connect again")

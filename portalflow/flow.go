@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/oeproxy/oeproxy/internal/oe"
 	"go.uber.org/zap"
 )
 
@@ -136,7 +137,7 @@ func (f *Flow) startURL(returnURL string) (string, error) {
 }
 
 // SupporterPageURL is the Supporter Perks page for this flow's portal and App ID.
-func (f *Flow) SupporterPageURL() string { return SupporterPageURL(f.o.PortalURL, f.o.AppID) }
+func (f *Flow) SupporterPageURL() string { return oe.SupporterPageURL(f.o.PortalURL, f.o.AppID) }
 
 // Start creates the one-time state, opens the loopback listener (unless CallbackBaseURL is set) and returns
 // the portal URL to open in a browser. ctx bounds only the start; Close ends the flow.

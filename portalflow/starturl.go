@@ -112,16 +112,6 @@ func OctoPrintKeyName(name string) string {
 	return name
 }
 
-// SupporterPageURL is the page that explains Supporter Perks for this app:
-// <origin of portalURL>/appportal/v1/nosupporterperks?appid=<appID>.
-func SupporterPageURL(portalURL, appID string) string {
-	origin := "https://octoeverywhere.com"
-	if u, err := url.Parse(portalURL); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
-		origin = u.Scheme + "://" + u.Host
-	}
-	return origin + "/appportal/v1/nosupporterperks?appid=" + url.QueryEscape(appID)
-}
-
 // ValidPrinterID reports whether s looks like an OctoEverywhere printer ID: 40 to 60 of [A-Z0-9].
 func ValidPrinterID(s string) bool {
 	if len(s) < 40 || len(s) > 60 {

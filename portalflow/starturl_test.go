@@ -88,18 +88,6 @@ func TestOctoPrintKeyName(t *testing.T) {
 	}
 }
 
-func TestSupporterPageURL(t *testing.T) {
-	for _, tc := range []struct{ portal, app, want string }{
-		{"https://octoeverywhere.com/appportal/v1/", "devtest", "https://octoeverywhere.com/appportal/v1/nosupporterperks?appid=devtest"},
-		{"https://sim.example:8443/appportal/v1/?x=1", "my app", "https://sim.example:8443/appportal/v1/nosupporterperks?appid=my+app"},
-		{"", "devtest", "https://octoeverywhere.com/appportal/v1/nosupporterperks?appid=devtest"},
-	} {
-		if got := SupporterPageURL(tc.portal, tc.app); got != tc.want {
-			t.Errorf("SupporterPageURL(%q, %q) = %q, want %q", tc.portal, tc.app, got, tc.want)
-		}
-	}
-}
-
 func TestValidPrinterID(t *testing.T) {
 	for s, want := range map[string]bool{
 		testPrinterID:                                true,

@@ -3,13 +3,13 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"html/template"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"github.com/oeproxy/oeproxy/internal/oe"
 	"go.uber.org/zap"
 )
 
@@ -20,8 +20,6 @@ import (
 // ErrorHeader is set on every answer that carries an OctoEverywhere 6xx code.
 const ErrorHeader = "X-Oeproxy-Error"
 
-func isOEError(code int) bool { return code >= 600 && code <= 699 }
-
 // explanation is the body of a 6xx answer (and of oeproxy's own refusals): JSON {"code","meaning","action"},
 // or an HTML page for browsers.
 type explanation struct {
@@ -31,35 +29,10 @@ type explanation struct {
 	Link    string `json:"link,omitempty"`
 }
 
-// oeCodes holds the meaning of each documented code and what the user can do; "%s" is the printer's name.
-var oeCodes = map[int][2]string{
-	600: {"OctoEverywhere had an unknown or server error.", "This is usually temporary: try again in a moment."},
-	601: {"The printer is not connected to OctoEverywhere (its plugin is offline).", "Check that the printer and its OctoEverywhere plugin are on and online, then try again."},
-	602: {"OctoEverywhere's connection to the printer's plugin timed out.", "The printer's network may be slow or down; try again in a moment."},
-	603: {"OctoEverywhere does not know this App Connection.", "Link the printer again: oeproxy remove %[1]s, then oeproxy connect --name %[1]s."},
-	604: {"This App Connection was revoked or has expired.", "Link the printer again: oeproxy remove %[1]s, then oeproxy connect --name %[1]s."},
-	605: {"The owner of this printer's OctoEverywhere account is no longer an OctoEverywhere Supporter.", "App Connections need Supporter perks: see the link below, then try again."},
-	606: {"OctoEverywhere refused the App Connection credential.", "Link the printer again: oeproxy remove %[1]s, then oeproxy connect --name %[1]s."},
-	607: {"The file is larger than the download limit of this OctoEverywhere account.", "See the limits with oeproxy status %[1]s; download the file on the printer's own network."},
-	608: {"The upload is larger than the upload limit of this OctoEverywhere account.", "See the limits with oeproxy status %[1]s; send a smaller file or upload on the printer's own network."},
-	609: {"Too many webcam streams were started in a short time.", "Wait a few minutes before opening the webcam again."},
-	610: {"The printer's OctoEverywhere plugin must be updated.", "Update the OctoEverywhere plugin on the printer."},
-	611: {"This feature needs OctoEverywhere beta access.", "The feature is not available to this account."},
-	612: {"The printer's OctoEverywhere plugin reported an error.", "Try again; if it persists, restart the printer's OctoEverywhere plugin or contact OctoEverywhere support."},
-	613: {"There is no active print.", "Start a print first."},
-}
-
-// explain returns the explanation of an OctoEverywhere code for this printer.
+// explain returns the explanation of an OctoEverywhere code for this printer (package oe owns the words).
 func (h *Handler) explain(code int) explanation {
-	m, ok := oeCodes[code]
-	if !ok {
-		m = [2]string{"OctoEverywhere answered with an error code this version of oeproxy does not know.",
-			"Try again later; if it persists, check the printer in the OctoEverywhere dashboard."}
-	}
-	e := explanation{Code: code, Meaning: m[0], Action: m[1]}
-	if strings.Contains(e.Action, "%[1]s") {
-		e.Action = fmt.Sprintf(e.Action, h.printer.Name)
-	}
+	c := oe.Lookup(code)
+	e := explanation{Code: code, Meaning: c.Meaning, Action: c.ActionFor(h.printer.Name)}
 	if code == 605 {
 		e.Link = h.supportLink
 	}
@@ -117,7 +90,7 @@ func writeExplanation(w http.ResponseWriter, r *http.Request, status int, e expl
 	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.Header().Set("Cache-Control", "no-store")
-	if isOEError(status) {
+	if oe.IsCode(status) {
 		w.Header().Set(ErrorHeader, strconv.Itoa(status))
 	}
 	w.WriteHeader(status)

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/oeproxy/oeproxy/internal/oe"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -130,17 +131,13 @@ func New(p Printer, o Options) (*Handler, error) {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = 60 * time.Second
 	}
-	link, err := supporterLink(o.PortalURL, o.AppID)
-	if err != nil {
-		return nil, err
-	}
 	h := &Handler{
 		printer:     p,
 		relayHost:   strings.ToLower(p.RelayURL.Host),
 		credential:  cred,
 		opts:        o,
 		log:         o.Logger.With(zap.String("printer", p.Name), zap.String("relay_host", strings.ToLower(p.RelayURL.Host))),
-		supportLink: link,
+		supportLink: oe.SupporterPageURL(o.PortalURL, o.AppID),
 		sessions:    make(map[*wsSession]struct{}),
 	}
 	h.rp = &httputil.ReverseProxy{
@@ -195,21 +192,6 @@ func credentialOf(p Printer) (string, error) {
 	default:
 		return "", fmt.Errorf("proxy: auth %q is not basic or bearer", p.Auth)
 	}
-}
-
-func supporterLink(portalURL, appID string) (string, error) {
-	if portalURL == "" {
-		portalURL = "https://octoeverywhere.com/appportal/v1/"
-	}
-	u, err := url.Parse(portalURL)
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		return "", fmt.Errorf("proxy: portal URL %q is not an absolute URL: fix octoeverywhere.portal_url", portalURL)
-	}
-	link := u.Scheme + "://" + u.Host + "/appportal/v1/nosupporterperks"
-	if appID != "" {
-		link += "?appid=" + url.QueryEscape(appID)
-	}
-	return link, nil
 }
 
 // ctxKey carries what the response hooks need to know about the client's request.

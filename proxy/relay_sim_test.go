@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/oeproxy/oeproxy/internal/oe"
 	"github.com/oeproxy/oeproxy/internal/oenet"
 	"github.com/oeproxy/oeproxy/oesim"
 )
@@ -86,7 +87,7 @@ func TestRelayRecorded(t *testing.T) {
 				t.Errorf("%s %s: %s reached the relay", rq.Method, rq.Path, k)
 			}
 		}
-		if isOEError(rq.Status) || rq.Status == 0 {
+		if oe.IsCode(rq.Status) || rq.Status == 0 {
 			t.Errorf("%s %s: relay answered %d", rq.Method, rq.Path, rq.Status)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+
+	"github.com/oeproxy/oeproxy/internal/oe"
 )
 
 // modifyResponse is ReverseProxy's ModifyResponse hook: URLs that point at the relay host are mapped back to the
@@ -15,7 +17,7 @@ import (
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	ci := clientOf(resp.Request.Context())
 	rewriteResponseHeader(resp.Header, h.relayHost, ci.host)
-	if isOEError(resp.StatusCode) {
+	if oe.IsCode(resp.StatusCode) {
 		h.noteRelayCode(resp.StatusCode)
 		accept := resp.Request.Header.Get("Accept")
 		replaceBody(resp, h.explain(resp.StatusCode), accept)

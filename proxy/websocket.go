@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/oeproxy/oeproxy/internal/oe"
 	"go.uber.org/zap"
 )
 
@@ -137,7 +138,7 @@ func subprotocols(h http.Header) []string {
 // else (401, 404, a redirect) with the relay's status, type and the start of its body.
 func (h *Handler) passRefusal(w http.ResponseWriter, r *http.Request, resp *http.Response) {
 	ci := clientOf(r.Context())
-	if isOEError(resp.StatusCode) {
+	if oe.IsCode(resp.StatusCode) {
 		h.noteRelayCode(resp.StatusCode)
 		writeExplanation(w, r, resp.StatusCode, h.explain(resp.StatusCode))
 		return

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/oeproxy/oeproxy/appapi"
+	"github.com/oeproxy/oeproxy/internal/oe"
 )
 
 func init() { commands = append(commands, newLiveLinkCmd) }
@@ -24,7 +25,7 @@ webcam and the print's progress, without logging in.
 
 The link lasts --hours (%d to %d, two years; default %d), or with --until-print-done it follows the
 current print and then shows its result. --until-print-done fails with 613 when no print is running.`,
-			appapi.MinLiveLinkHours, appapi.MaxLiveLinkHours, appapi.DefaultLiveLinkHours),
+			oe.MinLiveLinkHours, oe.MaxLiveLinkHours, oe.DefaultLiveLinkHours),
 		Example: "  oeproxy livelink mk4\n  oeproxy livelink mk4 --hours 72\n  oeproxy livelink mk4 --until-print-done",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
@@ -33,8 +34,8 @@ current print and then shows its result. --until-print-done fails with 613 when 
 			switch {
 			case hoursSet && untilDone:
 				return usageError{errors.New("give either --hours or --until-print-done, not both")}
-			case hoursSet && (hours < appapi.MinLiveLinkHours || hours > appapi.MaxLiveLinkHours):
-				return usageError{fmt.Errorf("--hours %d is out of range: give %d to %d", hours, appapi.MinLiveLinkHours, appapi.MaxLiveLinkHours)}
+			case hoursSet && (hours < oe.MinLiveLinkHours || hours > oe.MaxLiveLinkHours):
+				return usageError{fmt.Errorf("--hours %d is out of range: give %d to %d", hours, oe.MinLiveLinkHours, oe.MaxLiveLinkHours)}
 			case hoursSet:
 				req.Hours = hours
 			}
@@ -51,7 +52,7 @@ current print and then shows its result. --until-print-done fails with 613 when 
 			return err
 		},
 	}
-	cmd.Flags().IntVar(&hours, "hours", appapi.DefaultLiveLinkHours, "how long the link lasts, in hours")
+	cmd.Flags().IntVar(&hours, "hours", oe.DefaultLiveLinkHours, "how long the link lasts, in hours")
 	cmd.Flags().BoolVar(&untilDone, "until-print-done", false, "the link follows the current print, then shows its result")
 	return cmd
 }

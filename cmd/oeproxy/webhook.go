@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/oeproxy/oeproxy/appapi"
+	"github.com/oeproxy/oeproxy/internal/oe"
 )
 
 func init() { commands = append(commands, newWebhookCmd) }
@@ -50,8 +50,8 @@ Setting again replaces the previous webhook.`,
 		Args:    args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			name, raw := argv[0], argv[1]
-			if u, err := url.Parse(raw); err != nil || !strings.EqualFold(u.Scheme, "https") || u.Host == "" {
-				return usageError{errors.New("the webhook URL must be a full https:// URL (OctoEverywhere calls only https)")}
+			if err := oe.CheckWebhookURL(raw); err != nil {
+				return usageError{err}
 			}
 			ev, err := parseEvents(events)
 			if err != nil {
