@@ -528,8 +528,8 @@ func (v *viewer) leave() { v.once.Do(func() { v.s.leave(v) }) }
 
 // viewerBody is a viewer's share of a stream as a response body, for the proxy's own copy loop.
 type viewerBody struct {
-	v   *viewer
-	ctx context.Context
+	v       *viewer
+	ctx     context.Context
 	buf     []byte // the part being read, reused for the next
 	off     int
 	started bool

@@ -467,10 +467,10 @@ func TestSnapshotFromRunningStream(t *testing.T) {
 func TestSnapshotKeyMapping(t *testing.T) {
 	stream := func(u string) string { r := httptest.NewRequest("GET", u, nil); return Key(r) }
 	for snap, want := range map[string]string{
-		"/webcam/?action=snapshot":                                 "/webcam/?action=stream",
-		"/octoeverywhere-command-api/webcam/snapshot?index=1":      "/octoeverywhere-command-api/webcam/stream?index=1",
-		"/webcam2/?action=snapshot&cam=2":                          "/webcam2/?action=stream&cam=2",
-		"/server/files/timelapse/x.jpg":                            "",
+		"/webcam/?action=snapshot":                                  "/webcam/?action=stream",
+		"/octoeverywhere-command-api/webcam/snapshot?index=1":       "/octoeverywhere-command-api/webcam/stream?index=1",
+		"/webcam2/?action=snapshot&cam=2":                           "/webcam2/?action=stream&cam=2",
+		"/server/files/timelapse/x.jpg":                             "",
 		"/octoeverywhere-command-api/webcam/snapshot?index=0&x=y+z": "/octoeverywhere-command-api/webcam/stream?index=0&x=y+z",
 	} {
 		k, ok := SnapshotKey(httptest.NewRequest("GET", snap, nil))
