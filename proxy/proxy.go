@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/oeproxy/oeproxy/internal/oe"
+	"github.com/oeproxy/oeproxy/webcam"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -84,6 +85,9 @@ type Options struct {
 	Hooks Hooks
 	// Gate, when set, may refuse a request before it reaches the relay (see Gate).
 	Gate Gate
+	// Webcams, when set, shares webcam streams among viewers and answers snapshots from them (package webcam).
+	// The caller owns it, so that a reload that replaces the handler does not end the viewers' streams.
+	Webcams *webcam.Hub
 }
 
 // Handler serves one printer. It is an http.Handler; Close ends its WebSockets.
@@ -105,6 +109,8 @@ type Handler struct {
 	closed   bool
 	sessions map[*wsSession]struct{}
 	wg       sync.WaitGroup
+
+	cams *webcam.Hub
 }
 
 // New checks the printer and options and returns the printer's handler.
@@ -139,6 +145,7 @@ func New(p Printer, o Options) (*Handler, error) {
 		log:         o.Logger.With(zap.String("printer", p.Name), zap.String("relay_host", strings.ToLower(p.RelayURL.Host))),
 		supportLink: oe.SupporterPageURL(o.PortalURL, o.AppID),
 		sessions:    make(map[*wsSession]struct{}),
+		cams:        o.Webcams,
 	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:   h.rewrite,
@@ -266,6 +273,10 @@ func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		h.opts.Hooks.RequestDone(st)
 	}()
+	r, done := h.serveWebcam(cw, r)
+	if done {
+		return
+	}
 	h.rp.ServeHTTP(cw, r)
 }
 

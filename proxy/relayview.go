@@ -103,6 +103,9 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Host = h.relayHost
 	pr.Out.Host = h.relayHost
 	h.noteDropped(pr.In, relayView(pr.Out.Header, h.credential))
+	if h.cams != nil {
+		detachCam(pr)
+	}
 }
 
 // noteDropped logs, once per client address, that its own Authorization could not be carried.

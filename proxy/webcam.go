@@ -1,0 +1,87 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+
+	"github.com/oeproxy/oeproxy/webcam"
+)
+
+// camRequest marks a request that may open a webcam stream: its relay request must outlive the viewer, since
+// other viewers may join the stream, so it gets a context of its own that ends with the viewer only if the
+// hub does not adopt the answer.
+type camRequest struct {
+	key       string
+	clientCtx context.Context
+	cancel    context.CancelFunc // ends the relay request
+	stop      func() bool        // stops ending it with the viewer
+}
+
+type camKey struct{}
+
+// mayStream is a cheap guess at whether a GET asks for a webcam stream; only these are shared. A stream at a
+// path that fits none of these words is relayed as before, one relay stream per viewer.
+func mayStream(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	s := strings.ToLower(r.URL.Path + "?" + r.URL.RawQuery)
+	for _, w := range []string{"stream", "webcam", "video", "mjpg", "mjpeg", "cam"} {
+		if strings.Contains(s, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// serveWebcam answers a snapshot from a running shared stream or joins one, and reports whether it did.
+// Otherwise a request that may open a stream is marked for rewrite and modifyResponse. The request's context
+// is returned changed when it was marked.
+func (h *Handler) serveWebcam(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+	if h.cams == nil || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+		return r, false
+	}
+	if h.cams.Has() {
+		if key, ok := webcam.SnapshotKey(r); ok && h.cams.ServeSnapshot(w, r, key) {
+			return r, true
+		}
+	}
+	if !mayStream(r) {
+		return r, false
+	}
+	key := webcam.Key(r)
+	if h.cams.Has() && h.cams.Join(w, r, key) {
+		return r, true
+	}
+	return r.WithContext(context.WithValue(r.Context(), camKey{}, &camRequest{key: key, clientCtx: r.Context()})), false
+}
+
+// detachCam gives a marked request's relay request a context that the hub can keep alive.
+func detachCam(pr *httputil.ProxyRequest) {
+	c, ok := pr.In.Context().Value(camKey{}).(*camRequest)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(pr.In.Context()))
+	c.cancel = cancel
+	c.stop = context.AfterFunc(pr.In.Context(), cancel)
+	pr.Out = pr.Out.WithContext(ctx)
+}
+
+// adoptCam hands an MJPEG answer to a marked request to the hub, which continues it with the same relay
+// request (credential included) after a cut.
+func (h *Handler) adoptCam(resp *http.Response) {
+	c, ok := resp.Request.Context().Value(camKey{}).(*camRequest)
+	if !ok || c.cancel == nil {
+		return
+	}
+	out := resp.Request
+	reopen := func(ctx context.Context) (*http.Response, error) {
+		return h.opts.Transport.RoundTrip(out.Clone(ctx))
+	}
+	if h.cams.Adopt(c.clientCtx, c.key, resp, reopen, c.cancel) {
+		c.stop()
+	}
+}

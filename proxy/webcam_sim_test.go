@@ -1,0 +1,114 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"image/jpeg"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/oeproxy/oeproxy/oesim"
+	"github.com/oeproxy/oeproxy/webcam"
+)
+
+// readMJPEG reads a viewer's stream as a browser would, checks every part (a whole JPEG that decodes, with a
+// Content-Length that matches) and counts the frames, until ctx ends or the stream does.
+func readMJPEG(ctx context.Context, t *testing.T, url string, frames *atomic.Int64, failed chan<- string) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := localClient().Do(req)
+	if err != nil {
+		failed <- err.Error()
+		return
+	}
+	defer resp.Body.Close()
+	_, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if err != nil || params["boundary"] == "" {
+		failed <- "content type " + resp.Header.Get("Content-Type")
+		return
+	}
+	mr := multipart.NewReader(resp.Body, params["boundary"])
+	for {
+		p, err := mr.NextRawPart()
+		if err != nil {
+			if ctx.Err() == nil {
+				failed <- "stream ended: " + err.Error()
+			} else {
+				failed <- ""
+			}
+			return
+		}
+		b, err := io.ReadAll(p)
+		if err != nil {
+			if ctx.Err() == nil {
+				failed <- "part: " + err.Error()
+			} else {
+				failed <- ""
+			}
+			return
+		}
+		if _, err := jpeg.Decode(bytes.NewReader(b)); err != nil || p.Header.Get("Content-Length") != strconv.Itoa(len(b)) {
+			failed <- "a part is not a whole JPEG: " + p.Header.Get("Content-Length") + " " + strconv.Itoa(len(b))
+			return
+		}
+		frames.Add(1)
+	}
+}
+
+// TestWebcamSharedAndContinuedThroughRelay: three viewers of the simulated OctoPrint webcam cost one relay
+// stream, which oesim cuts at its time limit; the viewers' streams go on across the cuts with one relay request
+// per cut, and a snapshot is answered from the stream without a relay request.
+func TestWebcamSharedAndContinuedThroughRelay(t *testing.T) {
+	var continued atomic.Int64
+	hub := webcam.New(webcam.Options{Continue: true, Linger: 100 * time.Millisecond,
+		Hooks: webcam.Hooks{Continued: func() { continued.Add(1) }}})
+	defer hub.Close()
+	e := startSim(t, nil, func(o *Options, _ *Printer) { o.Webcams = hub })
+	e.conn.SetLimits(oesim.Limits{MaxSingleWebcamStreamLength: 700 * time.Millisecond})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var frames [3]atomic.Int64
+	failed := make(chan string, 3)
+	for i := range frames {
+		go readMJPEG(ctx, t, e.url("/webcam/?action=stream"), &frames[i], failed)
+		waitFor(t, func() bool { return frames[i].Load() > 0 })
+	}
+	resp, body := do(t, localClient(), newReq(t, "GET", e.url("/webcam/?action=snapshot"), nil))
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/jpeg" {
+		t.Errorf("snapshot: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	} else if _, err := jpeg.Decode(bytes.NewReader(body)); err != nil {
+		t.Errorf("snapshot is not a JPEG: %v", err)
+	}
+	waitFor(t, func() bool { return continued.Load() >= 2 })
+	before := frames[2].Load()
+	waitFor(t, func() bool { return frames[2].Load() > before+2 })
+	cancel()
+	for range frames {
+		if msg := <-failed; msg != "" {
+			t.Error(msg)
+		}
+	}
+	streams, snapshots := 0, 0
+	for _, rq := range e.conn.Requests() {
+		switch {
+		case strings.Contains(rq.RawQuery, "action=stream"):
+			streams++
+		case strings.Contains(rq.RawQuery, "action=snapshot"):
+			snapshots++
+		}
+	}
+	c := int(continued.Load())
+	t.Logf("3 viewers: %d relay stream requests, %d continuations, frames %d/%d/%d", streams, c, frames[0].Load(), frames[1].Load(), frames[2].Load())
+	if streams > c+1 {
+		t.Errorf("%d relay stream requests for 3 viewers and %d cuts: want %d", streams, c, c+1)
+	}
+	if snapshots != 0 {
+		t.Errorf("the snapshot went to the relay")
+	}
+}
