@@ -80,10 +80,14 @@ type WebSocket struct {
 	MaxMessageBytes int64         `mapstructure:"max_message_bytes"`
 }
 
-// Webcam holds reserved webcam settings (a later release implements them).
+// Webcam configures how webcam (MJPEG) streams are carried (package webcam).
 type Webcam struct {
-	ShareStreams    bool `mapstructure:"share_streams"`
+	// ShareStreams gives every viewer of one webcam (same path, query and client credential) one relay stream.
+	ShareStreams bool `mapstructure:"share_streams"`
+	// ContinueStreams reopens a shared stream when the relay ends it, so that viewers see no end.
 	ContinueStreams bool `mapstructure:"continue_streams"`
+	// Linger keeps a shared stream open this long after its last viewer left.
+	Linger time.Duration `mapstructure:"linger"`
 }
 
 // Log configures zap.
@@ -118,8 +122,9 @@ var defaults = map[string]any{
 	"websocket.ping_interval":        "30s",
 	"websocket.max_message_bytes":    int64(64 << 20),
 	"route":                          "relay",
-	"webcam.share_streams":           false,
-	"webcam.continue_streams":        false,
+	"webcam.share_streams":           true,
+	"webcam.continue_streams":        true,
+	"webcam.linger":                  "3s",
 	"log.level":                      "info",
 	"log.format":                     "",
 }
@@ -479,11 +484,8 @@ func (c *Config) problems() []string {
 	default:
 		add("route", c.Route, "relay")
 	}
-	if c.Webcam.ShareStreams {
-		add("webcam.share_streams", true, "false (reserved for a later release)")
-	}
-	if c.Webcam.ContinueStreams {
-		add("webcam.continue_streams", true, "false (reserved for a later release)")
+	if c.Webcam.Linger < 0 || c.Webcam.Linger > 10*time.Minute {
+		add("webcam.linger", c.Webcam.Linger, "a duration from 0s to 10m, e.g. 3s")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

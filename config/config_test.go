@@ -159,7 +159,7 @@ func TestEveryKeyFromEnv(t *testing.T) {
 		"octoeverywhere.auth": "bearer", "octoeverywhere.app_logo_url": "https://p.example/logo.png",
 		"octoeverywhere.max_connections": "16", "tls.ca_file": "/ca.pem", "store.key_file": "/k", "shutdown_grace": "5s", "websocket.ping_interval": "2s",
 		"websocket.max_message_bytes": "2048", "route": "relay", "webcam.share_streams": "false",
-		"webcam.continue_streams": "false", "log.level": "warn", "log.format": "json",
+		"webcam.continue_streams": "false", "webcam.linger": "7s", "log.level": "warn", "log.format": "json",
 	}
 	if len(values) != len(Keys()) {
 		t.Fatalf("test covers %d keys, config has %d", len(values), len(Keys()))
@@ -189,7 +189,7 @@ func TestEveryKeyFromEnv(t *testing.T) {
 		}
 	}
 	if c.Listen.PortBase != 7001 || !c.Listen.AllowNonLoopback || c.WebSocket.MaxMessageBytes != 2048 ||
-		len(c.Listen.AllowedHosts) != 1 {
+		len(c.Listen.AllowedHosts) != 1 || c.Webcam.ShareStreams || c.Webcam.ContinueStreams || c.Webcam.Linger != 7*time.Second {
 		t.Errorf("typed env values: %+v", c)
 	}
 }

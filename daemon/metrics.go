@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/oeproxy/oeproxy/proxy"
+	"github.com/oeproxy/oeproxy/webcam"
 )
 
 // Metrics counts what the printers' handlers do, for /metrics and the admin page. Each Daemon has its own
@@ -32,6 +33,11 @@ type Metrics struct {
 	uploads    *prometheus.GaugeVec
 	latency    *prometheus.HistogramVec
 
+	camUpstreams *prometheus.GaugeVec
+	camViewers   *prometheus.GaugeVec
+	camDropped   *prometheus.CounterVec
+	camContinued *prometheus.CounterVec
+
 	mu     sync.Mutex
 	totals map[string]*trafficCounters
 }
@@ -44,11 +50,18 @@ type TrafficStats struct {
 	WebSockets int64 // open now
 	Streams    int64 // webcam (MJPEG) and event streams open now
 	Uploads    int64 // requests with a body in progress now
+
+	WebcamUpstreams     int64 // shared webcam streams open to the printer now
+	WebcamViewers       int64 // local viewers of shared webcam streams now
+	WebcamDropped       int64 // frames skipped for slow viewers since start
+	WebcamContinuations int64 // shared streams reopened after the relay ended them since start
 }
 
 type trafficCounters struct {
 	requests, bytesIn, bytesOut  atomic.Int64
 	websockets, streams, uploads atomic.Int64
+
+	camUpstreams, camViewers, camDropped, camContinued atomic.Int64
 }
 
 // latencyBuckets spans a LAN-fast answer to a relay that first has to wake the printer's plugin.
@@ -90,7 +103,24 @@ func newMetrics(d *Daemon) *Metrics {
 		Help:    "Time from a request's arrival to its response header (relay latency plus the printer's own time), by printer. WebSockets are not included.",
 		Buckets: latencyBuckets,
 	}, printer)
+	m.camUpstreams = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "oeproxy_webcam_upstreams",
+		Help: "Shared webcam streams open to the printer now (one per webcam and client credential), by printer.",
+	}, printer)
+	m.camViewers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "oeproxy_webcam_viewers",
+		Help: "Local viewers of shared webcam streams now, by printer.",
+	}, printer)
+	m.camDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "oeproxy_webcam_frames_dropped_total",
+		Help: "Webcam frames skipped for viewers that read slower than the camera sends, by printer.",
+	}, printer)
+	m.camContinued = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "oeproxy_webcam_continuations_total",
+		Help: "Shared webcam streams reopened after the relay ended them (its stream time limit), by printer.",
+	}, printer)
 	m.reg.MustRegister(m.requests, m.oeCodes, m.bytesIn, m.bytesOut, m.websockets, m.streams, m.uploads, m.latency,
+		m.camUpstreams, m.camViewers, m.camDropped, m.camContinued,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&printerCollector{d: d})
@@ -122,6 +152,21 @@ func (m *Metrics) Traffic(name string) TrafficStats {
 	return TrafficStats{
 		Requests: c.requests.Load(), BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
 		WebSockets: c.websockets.Load(), Streams: c.streams.Load(), Uploads: c.uploads.Load(),
+		WebcamUpstreams: c.camUpstreams.Load(), WebcamViewers: c.camViewers.Load(),
+		WebcamDropped: c.camDropped.Load(), WebcamContinuations: c.camContinued.Load(),
+	}
+}
+
+// webcamHooks count what a printer's webcam hub does.
+func (m *Metrics) webcamHooks(name string) webcam.Hooks {
+	c := m.counters(name)
+	up, viewers := m.camUpstreams.WithLabelValues(name), m.camViewers.WithLabelValues(name)
+	dropped, continued := m.camDropped.WithLabelValues(name), m.camContinued.WithLabelValues(name)
+	return webcam.Hooks{
+		Upstream:  func(open bool) { gauge(up, &c.camUpstreams, open) },
+		Viewer:    func(join bool) { gauge(viewers, &c.camViewers, join) },
+		Dropped:   func() { dropped.Inc(); c.camDropped.Add(1) },
+		Continued: func() { continued.Inc(); c.camContinued.Add(1) },
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/internal/logging"
 	"github.com/oeproxy/oeproxy/proxy"
+	"github.com/oeproxy/oeproxy/webcam"
 )
 
 // reloadable are the keys Reload applies while the daemon runs. Every other key keeps its value until oeproxy
@@ -163,6 +164,8 @@ func keyValue(c config.Config, key string) string {
 type printerHandler struct {
 	build func() (*proxy.Handler, error)
 	cur   atomic.Pointer[proxy.Handler]
+	// cams outlives the handlers it is given to: a reload must not end the webcam viewers.
+	cams *webcam.Hub
 
 	mu      sync.Mutex
 	retired []*proxy.Handler
@@ -172,7 +175,12 @@ type printerHandler struct {
 // newPrinterHandler builds a printer's proxy handler from the configuration in effect; Reload rebuilds it.
 func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr string, health *Health) (*printerHandler, error) {
 	hooks := d.metrics.hooks(rec.Name, health.Hooks())
-	ph := &printerHandler{build: func() (*proxy.Handler, error) {
+	ph := &printerHandler{}
+	if cfg := d.cfg(); cfg.Webcam.ShareStreams {
+		ph.cams = webcam.New(webcam.Options{Continue: cfg.Webcam.ContinueStreams, Linger: cfg.Webcam.Linger,
+			Logger: d.log.With(zap.String("printer", rec.Name)), Hooks: d.metrics.webcamHooks(rec.Name)})
+	}
+	ph.build = func() (*proxy.Handler, error) {
 		cfg := d.cfg()
 		return proxy.New(proxy.Printer{
 			Name: rec.Name, RelayURL: relay, Auth: cfg.OctoEverywhere.Auth,
@@ -189,10 +197,14 @@ func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr st
 			MaxMessageBytes:    cfg.WebSocket.MaxMessageBytes,
 			Gate:               health,
 			Hooks:              hooks,
+			Webcams:            ph.cams,
 		})
-	}}
+	}
 	h, err := ph.build()
 	if err != nil {
+		if ph.cams != nil {
+			ph.cams.Close()
+		}
 		return nil, err
 	}
 	ph.cur.Store(h)
@@ -258,4 +270,7 @@ func (p *printerHandler) Close() {
 		}()
 	}
 	wg.Wait()
+	if p.cams != nil {
+		p.cams.Close()
+	}
 }
