@@ -39,7 +39,7 @@ lint: ## staticcheck (installed by this target)
 	@test -x $(GOBIN_DIR)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(GOBIN_DIR)/staticcheck ./...
 
-e2e: ## end to end: headless Chromium on both printer pages + a 1 GiB PrusaSlicer-shaped upload through the real daemon (needs chromium, curl)
+e2e: ## end to end: headless Chromium on both printer pages and on a webcam across relay cuts, ffmpeg across cuts, a 1 GiB PrusaSlicer-shaped upload through the real daemon (needs chromium, ffmpeg, curl)
 	OEPROXY_E2E=1 $(GO) test -count=1 -timeout 10m -v ./e2e/
 
 demo: ## offline end to end: simulated OctoEverywhere + two printers served through oeproxy (Ctrl-C stops)
