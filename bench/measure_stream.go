@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/oeproxy/oeproxy/webcam"
 )
 
 // dialWS opens a WebSocket to the origin's path through p.
@@ -200,7 +201,9 @@ func viewMJPEG(ctx context.Context, p *Path, path string, stop time.Time) ([]flo
 		return nil, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "multipart/x-mixed-replace") {
+	// The boundary comes from the answer: a proxy that shares one stream among viewers gives each its own.
+	boundary := webcam.Boundary(resp.Header.Get("Content-Type"))
+	if resp.StatusCode != http.StatusOK || boundary == "" {
 		return nil, fmt.Errorf("MJPEG: %s %s", resp.Status, resp.Header.Get("Content-Type"))
 	}
 	br := bufio.NewReaderSize(resp.Body, 64<<10)
@@ -214,7 +217,7 @@ func viewMJPEG(ctx context.Context, p *Path, path string, stop time.Time) ([]flo
 		if line == "" {
 			continue // the CRLF after a part
 		}
-		if line != "--"+mjpegBoundary {
+		if line != "--"+boundary {
 			return lat, fmt.Errorf("MJPEG: expected the boundary, got %q", line)
 		}
 		h, err := tp.ReadMIMEHeader()

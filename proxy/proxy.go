@@ -277,6 +277,7 @@ func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if done {
 		return
 	}
+	defer camDone(r)
 	h.rp.ServeHTTP(cw, r)
 }
 

@@ -17,6 +17,7 @@ type camRequest struct {
 	clientCtx context.Context
 	cancel    context.CancelFunc // ends the relay request
 	stop      func() bool        // stops ending it with the viewer
+	done      func()             // lets the viewers that waited for this request's answer go on
 }
 
 type camKey struct{}
@@ -55,7 +56,30 @@ func (h *Handler) serveWebcam(w http.ResponseWriter, r *http.Request) (*http.Req
 	if h.cams.Has() && h.cams.Join(w, r, key) {
 		return r, true
 	}
-	return r.WithContext(context.WithValue(r.Context(), camKey{}, &camRequest{key: key, clientCtx: r.Context()})), false
+	first, wait, done := h.cams.Claim(key)
+	if !first {
+		// Another viewer's request for the same stream is on its way: wait for its answer and join it, or, if
+		// it was no stream, go upstream as an ordinary request.
+		select {
+		case <-wait:
+		case <-r.Context().Done():
+			return r, true
+		}
+		if h.cams.Join(w, r, key) {
+			return r, true
+		}
+		return r, false
+	}
+	c := &camRequest{key: key, clientCtx: r.Context(), done: done}
+	return r.WithContext(context.WithValue(r.Context(), camKey{}, c)), false
+}
+
+// camDone lets waiting viewers go on if the marked request ends without its answer being adopted (an error,
+// no stream).
+func camDone(r *http.Request) {
+	if c, ok := r.Context().Value(camKey{}).(*camRequest); ok {
+		c.done()
+	}
 }
 
 // detachCam gives a marked request's relay request a context that the hub can keep alive.
@@ -84,4 +108,5 @@ func (h *Handler) adoptCam(resp *http.Response) {
 	if h.cams.Adopt(c.clientCtx, c.key, resp, reopen, c.cancel) {
 		c.stop()
 	}
+	c.done()
 }

@@ -112,3 +112,35 @@ func TestWebcamSharedAndContinuedThroughRelay(t *testing.T) {
 		t.Errorf("the snapshot went to the relay")
 	}
 }
+
+// TestWebcamViewersArrivingTogether: viewers that open the webcam at the same moment (a page with several
+// <img>, apps started together) cost one relay stream, not one each.
+func TestWebcamViewersArrivingTogether(t *testing.T) {
+	hub := webcam.New(webcam.Options{Linger: 100 * time.Millisecond})
+	defer hub.Close()
+	e := startSim(t, nil, func(o *Options, _ *Printer) { o.Webcams = hub })
+	ctx, cancel := context.WithCancel(context.Background())
+	var frames [6]atomic.Int64
+	failed := make(chan string, len(frames))
+	for i := range frames {
+		go readMJPEG(ctx, t, e.url("/webcam/?action=stream"), &frames[i], failed)
+	}
+	for i := range frames {
+		waitFor(t, func() bool { return frames[i].Load() > 1 })
+	}
+	cancel()
+	for range frames {
+		if msg := <-failed; msg != "" {
+			t.Error(msg)
+		}
+	}
+	streams := 0
+	for _, rq := range e.conn.Requests() {
+		if strings.Contains(rq.RawQuery, "action=stream") {
+			streams++
+		}
+	}
+	if streams != 1 {
+		t.Errorf("%d relay stream requests for %d viewers that arrived together, want 1", streams, len(frames))
+	}
+}

@@ -79,6 +79,7 @@ type Hub struct {
 	o       Options
 	mu      sync.Mutex
 	streams map[string]*stream
+	opening map[string]chan struct{} // keys whose first request is on its way upstream
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -86,7 +87,30 @@ type Hub struct {
 // New returns a Hub. Close ends its streams.
 func New(o Options) *Hub {
 	o.defaults()
-	return &Hub{o: o, streams: make(map[string]*stream)}
+	return &Hub{o: o, streams: make(map[string]*stream), opening: make(map[string]chan struct{})}
+}
+
+// Claim makes the caller the one request for key that goes upstream while no stream of key runs, so that
+// viewers arriving together (a page with two <img>, ten apps started at once) cost one relay stream. first is
+// true for that caller, which must call done once its answer was adopted or not; any other caller gets wait,
+// closed when the first one is done, and should then try Join before going upstream itself.
+func (h *Hub) Claim(key string) (first bool, wait <-chan struct{}, done func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ch, ok := h.opening[key]; ok {
+		return false, ch, func() {}
+	}
+	ch := make(chan struct{})
+	h.opening[key] = ch
+	var once sync.Once
+	return true, ch, func() {
+		once.Do(func() {
+			h.mu.Lock()
+			delete(h.opening, key)
+			h.mu.Unlock()
+			close(ch)
+		})
+	}
 }
 
 // Key is the identity of a stream request: the path, the query and a digest of every header that can carry the
@@ -131,7 +155,7 @@ func SnapshotKey(r *http.Request) (string, bool) {
 func (h *Hub) Has() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.streams) > 0
+	return len(h.streams) > 0 || len(h.opening) > 0
 }
 
 // Snapshot returns the newest frame of the running stream of key.
