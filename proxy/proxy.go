@@ -106,6 +106,10 @@ type Handler struct {
 	wg       sync.WaitGroup
 }
 
+// flushLatency is the longest a byte of a known-length response waits in oeproxy's buffers before it is
+// written to the client.
+const flushLatency = 5 * time.Millisecond
+
 // New checks the printer and options and returns the printer's handler.
 func New(p Printer, o Options) (*Handler, error) {
 	if o.Transport == nil {
@@ -146,11 +150,13 @@ func New(p Printer, o Options) (*Handler, error) {
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:   h.rewrite,
 		Transport: o.Transport,
-		// 0, not -1: ReverseProxy itself flushes every write of a body of unknown length (MJPEG, SockJS
-		// xhr_streaming, chunked answers) and of text/event-stream. -1 also flushed the headers of every
-		// known-length answer on a timer goroutine of their own before the body: an extra write and goroutine per
-		// small request (about 10% of the proxy's CPU per small GET in make bench's profile).
-		FlushInterval:  0,
+		// ReverseProxy itself flushes every write of a body of unknown length (MJPEG, SockJS xhr_streaming,
+		// chunked answers) and of text/event-stream. A known-length body is flushed at most flushLatency after a
+		// write, so that one that trickles (a slow printer, a long poll) is passed on as it arrives instead of
+		// waiting for 4 KiB or its end. Not -1: that flushed the headers of every small answer on a goroutine of
+		// their own before the body, an extra write and goroutine per request; a small answer whose body
+		// follows its headers at once is done before the timer fires and goes out in one write.
+		FlushInterval:  flushLatency,
 		BufferPool:     copyBuffers{},
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.relayError,
