@@ -180,7 +180,7 @@ func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr st
 		}, proxy.Options{
 			Transport:          d.o.Transport,
 			WebSocketTransport: d.o.WebSocketTransport,
-			Logger:             d.log.With(zap.String("printer", rec.Name)),
+			Logger:             d.log, // proxy.New names the printer on every line it logs
 			ListenAddr:         addr,
 			AllowedHosts:       cfg.Listen.AllowedHosts,
 			AppID:              cfg.OctoEverywhere.AppID,

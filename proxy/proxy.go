@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"net/http"
@@ -83,6 +82,13 @@ type Options struct {
 	Hooks Hooks
 	// Gate, when set, may refuse a request before it reaches the relay (see Gate).
 	Gate Gate
+	// RelaySlots, when set, caps the HTTP requests in flight to the relay (octoeverywhere.max_connections); a
+	// request beyond it waits up to RelayWait (default 30s) for a slot, then is answered 503 with Retry-After.
+	RelaySlots *RelaySlots
+	RelayWait  time.Duration
+	// BodyIdleTimeout fails a request whose body stops arriving for that long with 408 (default 60s, as nginx's
+	// client_body_timeout). It bounds each wait between two reads, not the upload, which lasts as long as it lasts.
+	BodyIdleTimeout time.Duration
 }
 
 // Handler serves one printer. It is an http.Handler; Close ends its WebSockets.
@@ -95,10 +101,12 @@ type Handler struct {
 	supportLink string
 	rp          *httputil.ReverseProxy
 	wsClient    *http.Client
+	now         func() time.Time // the clock of the refusal log's rate limit (tests replace it)
 
 	state       atomic.Int32 // last relay state logged: 0 fine, a 6xx code, or 502 unreachable
 	basicLogged sync.Map     // remote IP → struct{}: clients already told their Authorization was dropped
 	basicCount  atomic.Int32
+	refusals    refusalLog
 
 	mu       sync.Mutex
 	closed   bool
@@ -134,6 +142,12 @@ func New(p Printer, o Options) (*Handler, error) {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = 60 * time.Second
 	}
+	if o.RelayWait <= 0 {
+		o.RelayWait = 30 * time.Second
+	}
+	if o.BodyIdleTimeout <= 0 {
+		o.BodyIdleTimeout = 60 * time.Second
+	}
 	link, err := supporterLink(o.PortalURL, o.AppID)
 	if err != nil {
 		return nil, err
@@ -146,6 +160,7 @@ func New(p Printer, o Options) (*Handler, error) {
 		log:         o.Logger.With(zap.String("printer", p.Name), zap.String("relay_host", strings.ToLower(p.RelayURL.Host))),
 		supportLink: link,
 		sessions:    make(map[*wsSession]struct{}),
+		now:         time.Now,
 	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:   h.rewrite,
@@ -224,6 +239,7 @@ type ctxKey struct{}
 type clientInfo struct {
 	host     string // the Host the client used (already checked)
 	remoteIP string
+	body     *countingBody // nil: no request body (or a WebSocket)
 }
 
 func clientOf(ctx context.Context) clientInfo {
@@ -246,11 +262,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"This stops web pages from reaching your printer through DNS rebinding. To use another name, add it to listen.allowed_hosts.", r.Host))
 		return
 	}
+	if r.Method == http.MethodTrace || r.Method == "TRACK" {
+		// TRACE echoes the request, credential headers included, to whoever can read the answer.
+		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+		h.refuse(w, r, http.StatusMethodNotAllowed, "Method not allowed",
+			"oeproxy does not forward TRACE: it would echo the request, credentials included, back to the caller.")
+		return
+	}
 	ws := isWebSocketUpgrade(r)
 	if (ws || !safeMethod(r.Method)) && !OriginAllowed(r) {
+		from := fmt.Sprintf("Origin %q", r.Header.Get("Origin"))
+		if len(r.Header.Values("Origin")) == 0 {
+			from = "A request from another web site (Sec-Fetch-Site: cross-site)"
+		}
 		h.refuse(w, r, http.StatusForbidden, "Cross-site request refused",
-			fmt.Sprintf("Origin %q is not this printer's local origin http://%s: oeproxy refuses state-changing requests and WebSockets "+
-				"from other web pages so that they cannot use your printer's credential.", r.Header.Get("Origin"), r.Host))
+			fmt.Sprintf("%s is not this printer's local origin http://%s: oeproxy refuses state-changing requests and WebSockets "+
+				"from other web pages so that they cannot use your printer's credential.", from, r.Host))
 		return
 	}
 	if !h.admit(w, r) {
@@ -260,7 +287,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		ip = r.RemoteAddr
 	}
-	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, clientInfo{host: r.Host, remoteIP: ip}))
+	var cb *countingBody
+	if !ws && r.Body != nil && r.Body != http.NoBody {
+		cb = &countingBody{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: h.opts.BodyIdleTimeout}
+		r.Body = cb
+	}
+	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, clientInfo{host: r.Host, remoteIP: ip, body: cb}))
 	if ws {
 		h.serveWebSocket(w, r)
 		return
@@ -269,18 +301,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Only WebSocket upgrades are carried; anything else (h2c, ...) goes on as a plain request.
 		r.Header.Del("Upgrade")
 	}
-	h.serveHTTP(w, r)
+	h.serveHTTP(w, r, cb)
 }
 
-func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request, cb *countingBody) {
 	start := time.Now()
 	cw := &countingWriter{ResponseWriter: w}
-	var cb *countingBody
-	if r.Body != nil && r.Body != http.NoBody {
-		cb = &countingBody{ReadCloser: r.Body}
-		r.Body = cb
-	}
 	defer func() {
+		cb.clearDeadline()
 		if h.opts.Hooks.RequestDone == nil {
 			return
 		}
@@ -290,6 +318,11 @@ func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		h.opts.Hooks.RequestDone(st)
 	}()
+	if !h.opts.RelaySlots.acquire(r, h.opts.RelayWait) {
+		h.relayBusy(cw, r)
+		return
+	}
+	defer h.opts.RelaySlots.release()
 	h.rp.ServeHTTP(cw, r)
 }
 
@@ -345,17 +378,6 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
-
-type countingBody struct {
-	io.ReadCloser
-	n atomic.Int64 // read by the transport's goroutine, summed after the response
-}
-
-func (c *countingBody) Read(p []byte) (int, error) {
-	n, err := c.ReadCloser.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
 
 // mustStdLogAt adapts zap to the standard logger ReverseProxy wants, at a fixed level.
 func mustStdLogAt(l *zap.Logger, lvl zapcore.Level) *log.Logger {

@@ -23,6 +23,10 @@ func (h *Handler) relayError(w http.ResponseWriter, r *http.Request, err error) 
 		w.WriteHeader(http.StatusBadGateway)
 		return
 	}
+	if berr := clientOf(r.Context()).body.err(); berr != nil {
+		h.clientBodyError(w, r, berr)
+		return
+	}
 	e := describeRelayError(err)
 	if prev := h.state.Swap(stateUnreachable); prev != stateUnreachable {
 		h.log.Warn("cannot reach the relay", zap.String("meaning", e.Meaning), zap.Error(safeErr(err)))
