@@ -172,6 +172,8 @@ type printerHandler struct {
 // newPrinterHandler builds a printer's proxy handler from the configuration in effect; Reload rebuilds it.
 func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr string, health *Health) (*printerHandler, error) {
 	hooks := d.metrics.hooks(rec.Name, health.Hooks())
+	// Shared by every handler a reload builds for this printer, so that the cap holds across a reload.
+	slots := proxy.NewRelaySlots(d.o.Config.OctoEverywhere.MaxConnections)
 	ph := &printerHandler{build: func() (*proxy.Handler, error) {
 		cfg := d.cfg()
 		return proxy.New(proxy.Printer{
@@ -188,6 +190,7 @@ func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr st
 			PingInterval:       cfg.WebSocket.PingInterval,
 			MaxMessageBytes:    cfg.WebSocket.MaxMessageBytes,
 			Gate:               health,
+			RelaySlots:         slots,
 			Hooks:              hooks,
 		})
 	}}

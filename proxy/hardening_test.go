@@ -145,3 +145,65 @@ func TestMalformedChunkedBody(t *testing.T) {
 		t.Errorf("not logged as a client error:\n%s", logText(logs))
 	}
 }
+
+// The idle bound of a request body covers the waits between its bytes only: once the body is in, the relay
+// may take far longer than the bound to answer (a printer storing an upload).
+func TestBodyIdleBoundEndsWithTheBody(t *testing.T) {
+	relay := rtFunc(func(r *http.Request) (*http.Response, error) {
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			return nil, err
+		}
+		select {
+		case <-time.After(8 * 100 * time.Millisecond): // eight idle bounds
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("stored")),
+			ContentLength: 6, Request: r}, nil
+	})
+	h, logs := newUnitHandler(t, relay, func(o *Options) { o.BodyIdleTimeout = 100 * time.Millisecond })
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, _ := http.NewRequest("POST", srv.URL+"/api/files/local", strings.NewReader(strings.Repeat("G1 X1\n", 10000)))
+	req.Host = "127.0.0.1:5001"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "stored" {
+		t.Errorf("%s %q\n%s", resp.Status, b, logText(logs))
+	}
+}
+
+// A body that stops arriving is answered 408 once the idle bound passes, and blamed on the client.
+func TestStalledBody(t *testing.T) {
+	relay := rtFunc(func(r *http.Request) (*http.Response, error) {
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			return nil, err
+		}
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+	})
+	h, logs := newUnitHandler(t, relay, func(o *Options) { o.BodyIdleTimeout = 200 * time.Millisecond })
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /api/files HTTP/1.1\r\nHost: 127.0.0.1:5001\r\nContent-Length: 1000000\r\n\r\n%s", strings.Repeat("x", 1000))
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second)) // a deadline for the test, far beyond the bound
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v\n%s", err, logText(logs))
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("%s, want 408", resp.Status)
+	}
+	if logs.FilterMessage("the client's request body could not be read").Len() != 1 {
+		t.Errorf("not logged as a client error:\n%s", logText(logs))
+	}
+}

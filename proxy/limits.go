@@ -150,8 +150,7 @@ func (h *Handler) clientBodyError(w http.ResponseWriter, r *http.Request, err er
 	status, e := http.StatusBadRequest, explanation{Code: http.StatusBadRequest,
 		Meaning: "The request body sent to oeproxy could not be read: " + err.Error() + ".",
 		Action:  "The client (slicer, script) sent a malformed body; this is not a problem with the printer or OctoEverywhere. Update or fix the client."}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if isTimeout(err) {
 		status, e = http.StatusRequestTimeout, explanation{Code: http.StatusRequestTimeout,
 			Meaning: fmt.Sprintf("The request body stopped arriving for %s.", h.opts.BodyIdleTimeout),
 			Action:  "The client (slicer, script) stopped sending its upload. Check it and try again."}

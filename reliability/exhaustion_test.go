@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,6 +34,7 @@ type daemonRig struct {
 	addr string // the printer's local listener
 	logs *observer.ObservedLogs
 	tr   *http.Transport
+	ctr  *http.Transport // the test's client side
 }
 
 // startDaemon starts oesim with backend as its one printer and the daemon serving it; mod adjusts the
@@ -126,7 +128,9 @@ func startDaemon(t *testing.T, backend http.Handler, mod func(*config.Config), n
 	if addr == "" {
 		t.Fatalf("printer not served:\n%s", logsText(logs))
 	}
-	return &daemonRig{sim: sim, d: d, addr: addr, logs: logs, tr: tr}
+	ctr := &http.Transport{DisableCompression: true}
+	t.Cleanup(ctr.CloseIdleConnections)
+	return &daemonRig{sim: sim, d: d, addr: addr, logs: logs, tr: tr, ctr: ctr}
 }
 
 func (r *daemonRig) url(path string) string { return "http://" + r.addr + path }
@@ -148,7 +152,7 @@ func TestDripFirstByte(t *testing.T) {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", r.url("/drip?numbytes=10&duration=2&delay=0"), nil)
 	start := time.Now()
-	resp, err := http.DefaultTransport.RoundTrip(req)
+	resp, err := r.ctr.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +183,7 @@ func TestPrinterFieldOnce(t *testing.T) {
 	r := startDaemon(t, httpbin.New(), nil, nil)
 	req, _ := http.NewRequest("GET", r.url("/get"), nil)
 	req.Host = "printer.attacker.example"
-	resp, err := http.DefaultTransport.RoundTrip(req)
+	resp, err := r.ctr.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,5 +202,114 @@ func TestPrinterFieldOnce(t *testing.T) {
 		if n > 1 {
 			t.Errorf("%q carries printer %d times", e.Message, n)
 		}
+	}
+}
+
+// Stalled clients holding every relay connection of a printer do not freeze its port: a request beyond the
+// cap waits a bounded time and is answered 503 with Retry-After, and the port serves again once one is free.
+func TestRelayConnectionWaitBounded(t *testing.T) {
+	track(t)
+	r := newRig(t, rigOptions{maxConns: 2, relayWait: 300 * time.Millisecond})
+	var streams []*http.Response
+	for range 2 {
+		req, _ := http.NewRequest("GET", r.url("/mjpeg?ms=50&size=64"), nil)
+		resp, err := r.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(resp.Body, make([]byte, 16)); err != nil { // the stream holds its connection
+			t.Fatal(err)
+		}
+		streams = append(streams, resp)
+	}
+	start := time.Now()
+	resp, body, err := r.get("/small", nil)
+	if err != nil {
+		t.Fatalf("a request beyond the cap got no answer: %v", err)
+	}
+	t.Logf("answered %s after %v", resp.Status, time.Since(start))
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("%s Retry-After %q, want 503 with Retry-After: %s", resp.Status, resp.Header.Get("Retry-After"), body)
+	}
+	if !strings.Contains(string(body), "max_connections") {
+		t.Errorf("the answer does not say what to do: %s", body)
+	}
+	streams[0].Body.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, _, err := r.get("/small", nil)
+		if err == nil && resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the port did not serve again after a stream ended: %v %v", resp, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	streams[1].Body.Close()
+	waitIdle(t)
+}
+
+// A printer port holds at most listen.max_connections client connections: more wait in the backlog (they
+// cannot take the memory or descriptors others need) while the admin listener still answers, and are served
+// once a connection closes. Headers beyond 64 KiB are refused.
+func TestPrinterListenerCap(t *testing.T) {
+	track(t)
+	r := startDaemon(t, httpbin.New(), func(c *config.Config) { c.Listen.MaxConnections = 4 }, nil)
+	var held []net.Conn
+	for range 4 {
+		c, err := net.Dial("tcp", r.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET /get HTTP/1.1\r\nHost: %s\r\nX-Unfinished: ", r.addr) // headers never end
+		held = append(held, c)
+	}
+	// The fifth connection is not served while four are held (each client waits 1 s: a bound on the test,
+	// not a measurement: without the cap it is answered at once).
+	c5 := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second}
+	if resp, err := c5.Get(r.url("/get")); err == nil {
+		resp.Body.Close()
+		t.Errorf("a fifth connection was served (%s) while four were held", resp.Status)
+	}
+	// The admin listener is untouched.
+	resp, err := (&http.Client{Transport: r.ctr}).Get("http://" + r.d.AdminAddr() + "/healthz")
+	if err != nil {
+		t.Fatalf("admin listener: %v", err)
+	}
+	resp.Body.Close()
+	held[0].Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := c5.Get(r.url("/get"))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s", resp.Status)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not served after a held connection closed: %v", err)
+		}
+	}
+	for _, c := range held[1:] {
+		c.Close()
+	}
+
+	big, err := net.Dial("tcp", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer big.Close()
+	fmt.Fprintf(big, "GET /get HTTP/1.1\r\nHost: %s\r\nX-Big: %s\r\n\r\n", r.addr, strings.Repeat("a", 70<<10))
+	hresp, err := http.ReadResponse(bufio.NewReader(big), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hresp.Body.Close()
+	if hresp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("70 KiB of headers: %s, want 431", hresp.Status)
 	}
 }
