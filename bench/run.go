@@ -32,7 +32,7 @@ type Config struct {
 	MJPEGInterval   time.Duration
 	MJPEGFrameBytes int
 
-	DripBytes    int           // bytes of the trickling Content-Length answer, one per DripInterval
+	DripBytes    int // bytes of the trickling Content-Length answer, one per DripInterval
 	DripInterval time.Duration
 
 	// Wrk is wrk's path ("" = the Go closed-loop client); Nginx and HAProxy are the peers' paths ("" = no such
