@@ -105,7 +105,8 @@ func (c *countingBody) Read(p []byte) (int, error) {
 		// Cleared at once: net/http starts its own background read of the connection at the end of the body,
 		// and it must not inherit the idle deadline while the relay takes its time to answer.
 		c.clearDeadline()
-		if !errors.Is(err, io.EOF) {
+		// A read after the transport closed the body (the relay connection broke) is not the client's doing.
+		if !errors.Is(err, io.EOF) && !errors.Is(err, http.ErrBodyReadAfterClose) {
 			c.mu.Lock()
 			c.failure = err
 			c.mu.Unlock()
