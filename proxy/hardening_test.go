@@ -207,3 +207,43 @@ func TestStalledBody(t *testing.T) {
 		t.Errorf("not logged as a client error:\n%s", logText(logs))
 	}
 }
+
+// A Content-Length body reaches the client as it arrives: the relay here sends the rest of its body only once
+// the client has read the first byte, which a proxy that held the body for 4 KiB or its end would never pass on.
+func TestKnownLengthBodyPassedOnAsItArrives(t *testing.T) {
+	pr, pw := io.Pipe()
+	relay := rtFunc(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/plain"}}, Body: pr,
+			ContentLength: 3, Request: r}, nil
+	})
+	h, _ := newUnitHandler(t, relay, nil)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	firstRead := make(chan struct{})
+	go func() {
+		if _, err := pw.Write([]byte("a")); err != nil {
+			return
+		}
+		<-firstRead
+		_, _ = pw.Write([]byte("bc"))
+		_ = pw.Close()
+	}()
+	req, _ := http.NewRequest("GET", srv.URL+"/long-poll", nil)
+	req.Host = "127.0.0.1:5001"
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req) // a bound for the test, not a measurement
+	if err != nil {
+		close(firstRead)
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, 1)
+	_, err = io.ReadFull(resp.Body, first)
+	close(firstRead)
+	if err != nil || string(first) != "a" {
+		t.Fatalf("first byte %q: %v", first, err)
+	}
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || string(rest) != "bc" {
+		t.Fatalf("rest %q: %v", rest, err)
+	}
+}

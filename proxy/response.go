@@ -24,6 +24,9 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	}
 	h.noteRelayOK()
 	resp.Header.Del(ErrorHeader) // only oeproxy sets it, and only on a 6xx
+	if ci.w != nil {
+		ci.w.passOn(resp)
+	}
 	if h.opts.Hooks.Stream != nil && isStream(resp.Header.Get("Content-Type")) {
 		h.opts.Hooks.Stream(true)
 		resp.Body = &onClose{ReadCloser: resp.Body, fn: func() { h.opts.Hooks.Stream(false) }}
