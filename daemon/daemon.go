@@ -208,8 +208,8 @@ func (d *Daemon) goServe(what string, serve func() error) {
 }
 
 // MaxHeaderBytes is the request header size a printer listener accepts: 64 KiB, what Tornado (OctoPrint,
-// Moonraker) accepts itself, and far more than any slicer or printer UI sends (a few KiB with cookies). 1 MiB
-// let 200 connections holding unfinished headers take 500 MiB.
+// Moonraker) accepts itself, and far more than any slicer or printer UI sends (a few KiB with cookies). With
+// 1 MiB, a few hundred connections holding unfinished headers took hundreds of MiB.
 const MaxHeaderBytes = 64 << 10
 
 // startPrinter binds the printer's port and serves its proxy handler. A busy port fails only this printer.
