@@ -236,3 +236,29 @@ func viewMJPEG(ctx context.Context, p *Path, path string, stop time.Time) ([]flo
 	}
 	return lat, nil
 }
+
+// dripFirstByte asks the origin for n bytes written one per interval and returns the time in ms from sending the
+// request to the first body byte (the whole body is read, so that the connection can be reused).
+func dripFirstByte(ctx context.Context, p *Path, n int, interval time.Duration) (float64, error) {
+	req, err := p.newRequest(http.MethodGet, fmt.Sprintf("/drip?n=%d&ms=%d", n, interval.Milliseconds()))
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	resp, err := p.client().Do(req.WithContext(ctx))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(n) {
+		return 0, fmt.Errorf("drip: %s, Content-Length %d", resp.Status, resp.ContentLength)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, 1)); err != nil {
+		return 0, fmt.Errorf("drip first byte: %w", err)
+	}
+	first := time.Since(start)
+	if m, err := io.Copy(io.Discard, resp.Body); err != nil || m != int64(n-1) {
+		return 0, fmt.Errorf("drip: %d more bytes, %v", m, err)
+	}
+	return float64(first) / float64(time.Millisecond), nil
+}

@@ -64,6 +64,8 @@ func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		o.serveWS(w, r, count)
 	case "/mjpeg":
 		o.serveMJPEG(w, r)
+	case "/drip":
+		o.serveDrip(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -181,5 +183,35 @@ func (o *Origin) serveMJPEG(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// serveDrip answers n bytes (query n) with a Content-Length, writing and flushing one byte every ms
+// milliseconds: a slow printer or a long poll, which a proxy must pass on as it arrives.
+func (o *Origin) serveDrip(w http.ResponseWriter, r *http.Request) {
+	n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+	ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+	if n <= 0 || ms <= 0 {
+		http.Error(w, "n and ms must be positive", http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(n))
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	t := time.NewTicker(time.Duration(ms) * time.Millisecond)
+	defer t.Stop()
+	for i := range n {
+		if i > 0 {
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if _, err := w.Write(o.fill[i%len(o.fill) : i%len(o.fill)+1]); err != nil {
+			return
+		}
+		_ = rc.Flush()
 	}
 }

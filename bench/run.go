@@ -32,6 +32,9 @@ type Config struct {
 	MJPEGInterval   time.Duration
 	MJPEGFrameBytes int
 
+	DripBytes    int // bytes of the trickling Content-Length answer, one per DripInterval
+	DripInterval time.Duration
+
 	// Wrk is wrk's path ("" = the Go closed-loop client); Nginx and HAProxy are the peers' paths ("" = no such
 	// path). The targets are judged against nginx; HAProxy is shown beside it.
 	Wrk, Nginx, HAProxy string
@@ -39,7 +42,7 @@ type Config struct {
 	OEProxyBin string
 	// Log receives progress lines (nil: discarded).
 	Log io.Writer
-	// Only, when not empty, limits the run to these groups: start, transfer, get, ws, mjpeg, idlews.
+	// Only, when not empty, limits the run to these groups: start, transfer, get, drip, ws, mjpeg, idlews.
 	Only []string
 }
 
@@ -54,6 +57,7 @@ func FullConfig() Config {
 		TransferBytes: 1 << 30,
 		WSRoundTrips:  2000, WSOneWay: 20000, IdleWS: 1000,
 		MJPEGViewers: 10, MJPEGDuration: 5 * time.Second, MJPEGInterval: 100 * time.Millisecond, MJPEGFrameBytes: 48 << 10,
+		DripBytes: 10, DripInterval: 200 * time.Millisecond,
 	}
 }
 
@@ -66,6 +70,7 @@ func QuickConfig() Config {
 		TransferBytes: 8 << 20,
 		WSRoundTrips:  100, WSOneWay: 1000, IdleWS: 50,
 		MJPEGViewers: 2, MJPEGDuration: time.Second, MJPEGInterval: 50 * time.Millisecond, MJPEGFrameBytes: 16 << 10,
+		DripBytes: 5, DripInterval: 100 * time.Millisecond,
 	}
 }
 
@@ -271,6 +276,21 @@ func runRound(ctx context.Context, cfg Config, env *Env, order []*Path, round in
 				res.add(FigAddP99, name, p99s[name]-p99s[PathDirect])
 			}
 		}
+	}
+
+	// A Content-Length answer whose body trickles: how soon its first byte reaches the client.
+	for _, p := range live {
+		if !cfg.runs("drip") {
+			break
+		}
+		first, err := dripFirstByte(ctx, p, cfg.DripBytes, cfg.DripInterval)
+		if err != nil {
+			fail(FigDripFirst, p.Name, err)
+			continue
+		}
+		res.add(FigDripFirst, p.Name, first)
+		logf("  drip     %-8s first byte after %.1f ms (%d bytes over %s)", p.Name, first, cfg.DripBytes,
+			time.Duration(cfg.DripBytes)*cfg.DripInterval)
 	}
 
 	// 3. WebSocket round trip and one-way rate.

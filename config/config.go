@@ -42,6 +42,9 @@ type Listen struct {
 	PortBase         int      `mapstructure:"port_base"`
 	AllowedHosts     []string `mapstructure:"allowed_hosts"`
 	AllowNonLoopback bool     `mapstructure:"allow_non_loopback"`
+	// MaxConnections caps the client connections one printer listener holds at once; more wait in the
+	// kernel's backlog until one closes. 0 means no cap (the daemon's file-descriptor budget still applies).
+	MaxConnections int `mapstructure:"max_connections"`
 }
 
 // Admin configures the admin listener (UI, metrics, health, portal callback).
@@ -107,6 +110,7 @@ var defaults = map[string]any{
 	"listen.port_base":               5001,
 	"listen.allowed_hosts":           []string{},
 	"listen.allow_non_loopback":      false,
+	"listen.max_connections":         256,
 	"admin.listen":                   "127.0.0.1:7080",
 	"octoeverywhere.app_id":          DevTestAppID,
 	"octoeverywhere.portal_url":      "https://octoeverywhere.com/appportal/v1/",
@@ -461,6 +465,9 @@ func (c *Config) problems() []string {
 		if h, port, err := net.SplitHostPort(ct); err != nil || h == "" || port == "" {
 			add("octoeverywhere.connect_to", ct, "empty, or host:port to dial for every OctoEverywhere host")
 		}
+	}
+	if c.Listen.MaxConnections < 0 {
+		add("listen.max_connections", c.Listen.MaxConnections, "0 (no cap) or a positive number of client connections per printer port, e.g. 256")
 	}
 	if c.OctoEverywhere.MaxConnections < 0 {
 		add("octoeverywhere.max_connections", c.OctoEverywhere.MaxConnections, "0 (no cap) or a positive number of connections per printer, e.g. 128")

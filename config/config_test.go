@@ -153,7 +153,7 @@ func TestPrecedence(t *testing.T) {
 func TestEveryKeyFromEnv(t *testing.T) {
 	values := map[string]string{
 		"data_dir": "/x", "listen.host": "127.0.0.2", "listen.port_base": "7001", "listen.allowed_hosts": "a.lan",
-		"listen.allow_non_loopback": "true", "admin.listen": "127.0.0.1:1", "octoeverywhere.app_id": "myapp",
+		"listen.allow_non_loopback": "true", "listen.max_connections": "64", "admin.listen": "127.0.0.1:1", "octoeverywhere.app_id": "myapp",
 		"octoeverywhere.portal_url": "https://p.example/appportal/v1/", "octoeverywhere.api_url": "https://p.example",
 		"octoeverywhere.relay_domain": "p.example", "octoeverywhere.connect_to": "127.0.0.1:2",
 		"octoeverywhere.auth": "bearer", "octoeverywhere.app_logo_url": "https://p.example/logo.png",
@@ -180,6 +180,7 @@ func TestEveryKeyFromEnv(t *testing.T) {
 		"octoeverywhere.relay_domain": c.OctoEverywhere.RelayDomain, "octoeverywhere.connect_to": c.OctoEverywhere.ConnectTo,
 		"octoeverywhere.auth": c.OctoEverywhere.Auth, "octoeverywhere.app_logo_url": c.OctoEverywhere.AppLogoURL,
 		"octoeverywhere.max_connections": strconv.Itoa(c.OctoEverywhere.MaxConnections),
+		"listen.max_connections":         strconv.Itoa(c.Listen.MaxConnections),
 		"tls.ca_file":                    c.TLS.CAFile, "store.key_file": c.Store.KeyFile, "shutdown_grace": c.ShutdownGrace.String(),
 		"websocket.ping_interval": c.WebSocket.PingInterval.String(), "log.level": c.Log.Level, "log.format": c.Log.Format,
 	}

@@ -59,6 +59,9 @@ type Daemon struct {
 	live     atomic.Pointer[config.Config] // the configuration in effect after Reload (nil: Options.Config)
 	reloadMu sync.Mutex
 	admin    *admin
+
+	// connBudget is shared by every printer listener (newConnBudget; nil: no limit).
+	connBudget chan struct{}
 }
 
 type printerServer struct {
@@ -87,7 +90,7 @@ func New(o Options) (*Daemon, error) {
 		}
 		o.API = api
 	}
-	d := &Daemon{o: o, log: o.Logger, printers: map[string]*printerServer{}}
+	d := &Daemon{o: o, log: o.Logger, printers: map[string]*printerServer{}, connBudget: newConnBudget(o.Logger)}
 	d.metrics = newMetrics(d)
 	d.control = &Printers{
 		Store: o.Store, PortBase: o.Config.Listen.PortBase, ListenHost: o.Config.Listen.Host,
@@ -204,6 +207,11 @@ func (d *Daemon) goServe(what string, serve func() error) {
 	}()
 }
 
+// MaxHeaderBytes is the request header size a printer listener accepts: 64 KiB, what Tornado (OctoPrint,
+// Moonraker) accepts itself, and far more than any slicer or printer UI sends (a few KiB with cookies). With
+// 1 MiB, a few hundred connections holding unfinished headers took hundreds of MiB.
+const MaxHeaderBytes = 64 << 10
+
 // startPrinter binds the printer's port and serves its proxy handler. A busy port fails only this printer.
 func (d *Daemon) startPrinter(rec credstore.Record) error {
 	cfg := d.cfg()
@@ -232,14 +240,18 @@ func (d *Daemon) startPrinter(rec credstore.Record) error {
 		h.Close()
 		return fmt.Errorf("port %d for printer %q is busy or not allowed: %w (free it, or give the printer another port with `oeproxy remove %s` and `oeproxy connect --port`)", rec.Port, rec.Name, err, rec.Name)
 	}
-	ps := &printerServer{rec: rec, addr: l.Addr().String(), handler: h, done: make(chan struct{}), health: health,
+	addrStr := l.Addr().String()
+	// A cap per port, and the shared budget, so that one port flooded with connections cannot take the memory or
+	// the file descriptors the other printers, the admin page and the control socket need.
+	l = newLimitListener(l, cfg.Listen.MaxConnections, d.connBudget)
+	ps := &printerServer{rec: rec, addr: addrStr, handler: h, done: make(chan struct{}), health: health,
 		stopHealth: d.runHealth(health),
 		srv: &http.Server{
 			Handler: d.metrics.wrap(rec.Name, h),
 			// No ReadTimeout/WriteTimeout: uploads and webcam streams last as long as they last.
 			ReadHeaderTimeout: 30 * time.Second,
 			IdleTimeout:       120 * time.Second,
-			MaxHeaderBytes:    1 << 20,
+			MaxHeaderBytes:    MaxHeaderBytes,
 			ErrorLog:          zap.NewStdLog(d.log.With(zap.String("printer", rec.Name))),
 		}}
 	d.printers[rec.Name] = ps

@@ -175,6 +175,8 @@ type printerHandler struct {
 // newPrinterHandler builds a printer's proxy handler from the configuration in effect; Reload rebuilds it.
 func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr string, health *Health) (*printerHandler, error) {
 	hooks := d.metrics.hooks(rec.Name, health.Hooks())
+	// Shared by every handler a reload builds for this printer, so that the cap holds across a reload.
+	slots := proxy.NewRelaySlots(d.o.Config.OctoEverywhere.MaxConnections)
 	ph := &printerHandler{}
 	if cfg := d.cfg(); cfg.Webcam.ShareStreams {
 		ph.cams = webcam.New(webcam.Options{Continue: cfg.Webcam.ContinueStreams, Linger: cfg.Webcam.Linger,
@@ -188,7 +190,7 @@ func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr st
 		}, proxy.Options{
 			Transport:          d.o.Transport,
 			WebSocketTransport: d.o.WebSocketTransport,
-			Logger:             d.log.With(zap.String("printer", rec.Name)),
+			Logger:             d.log, // proxy.New names the printer on every line it logs
 			ListenAddr:         addr,
 			AllowedHosts:       cfg.Listen.AllowedHosts,
 			AppID:              cfg.OctoEverywhere.AppID,
@@ -196,6 +198,7 @@ func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr st
 			PingInterval:       cfg.WebSocket.PingInterval,
 			MaxMessageBytes:    cfg.WebSocket.MaxMessageBytes,
 			Gate:               health,
+			RelaySlots:         slots,
 			Hooks:              hooks,
 			Webcams:            ph.cams,
 		})

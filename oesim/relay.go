@@ -230,7 +230,9 @@ func (s *Sim) relayHTTP(w http.ResponseWriter, r *http.Request, c *Connection, r
 				return // the client went away; ctx ends the backend request
 			}
 			sent += int64(n)
-			if flushEach {
+			// A short read of an unfinished body means the printer has sent nothing more yet: pass on what came
+			// (a trickling body, a long poll) instead of holding it until net/http's buffer fills.
+			if flushEach || (n < len(chunk) && sent < resp.ContentLength) {
 				_ = rc.Flush()
 			}
 		}

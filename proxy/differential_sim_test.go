@@ -88,9 +88,13 @@ func TestDifferentialHTTPBin(t *testing.T) {
 					dh.Set(k, strings.Replace(v, e.creds.URL, e.local.URL, 1))
 				}
 			}
-			// The one intended difference: cookies are made to work on the plain-http local origin.
+			// One intended difference: cookies are made to work on the plain-http local origin.
 			for i, c := range dh["Set-Cookie"] {
 				dh["Set-Cookie"][i] = rewriteSetCookie(c, e.creds.Host)
+			}
+			// The other intended difference: a printer that says nothing about framing may be framed by itself only.
+			if dh.Get("X-Frame-Options") == "" && !strings.Contains(strings.Join(dh["Content-Security-Policy"], ","), "frame-ancestors") {
+				dh["Content-Security-Policy"] = append(dh["Content-Security-Policy"], "frame-ancestors 'self'")
 			}
 			// go-httpbin sets cookies in map order, so two answers list them differently.
 			sort.Strings(dh["Set-Cookie"])

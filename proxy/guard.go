@@ -69,13 +69,14 @@ func isUnspecified(name string) bool {
 }
 
 // OriginAllowed reports whether a browser Origin, if any, is the local origin: "http://" + the Host the client
-// used (checked by HostAllowed first). No Origin passes (slicers, curl); "null" (sandboxed frames, file: pages)
-// and several Origin headers do not.
+// used (checked by HostAllowed first). No Origin passes (slicers, curl) unless the browser says the request
+// comes from another site (Sec-Fetch-Site: cross-site, which a page cannot forge); "null" (sandboxed frames,
+// file: pages) and several Origin headers do not.
 func OriginAllowed(r *http.Request) bool {
 	vals := r.Header.Values("Origin")
 	switch len(vals) {
 	case 0:
-		return true
+		return !strings.EqualFold(strings.TrimSpace(r.Header.Get("Sec-Fetch-Site")), "cross-site")
 	case 1:
 		return strings.EqualFold(strings.TrimSpace(vals[0]), "http://"+r.Host)
 	default:
@@ -100,9 +101,9 @@ func headerHasToken(h http.Header, key, token string) bool {
 }
 
 // refuse answers a request the local guard turned down, and logs it (the attack is worth knowing about).
+// One line per client and reason a minute (logLimited): a page retrying in a loop must not flood the log.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, status int, title, detail string) {
-	h.log.Warn("refused a local request", zap.Int("status", status), zap.String("reason", title),
-		zap.String("host", r.Host), zap.String("origin", r.Header.Get("Origin")),
-		zap.String("method", r.Method), zap.String("remote", r.RemoteAddr))
+	h.logLimited(r, "refused a local request", title, zap.Int("status", status), zap.String("reason", title),
+		zap.String("host", r.Host), zap.String("origin", r.Header.Get("Origin")))
 	writeExplanation(w, r, status, explanation{Code: status, Meaning: title, Action: detail})
 }

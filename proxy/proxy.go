@@ -85,6 +85,13 @@ type Options struct {
 	Hooks Hooks
 	// Gate, when set, may refuse a request before it reaches the relay (see Gate).
 	Gate Gate
+	// RelaySlots, when set, caps the HTTP requests in flight to the relay (octoeverywhere.max_connections); a
+	// request beyond it waits up to RelayWait (default 30s) for a slot, then is answered 503 with Retry-After.
+	RelaySlots *RelaySlots
+	RelayWait  time.Duration
+	// BodyIdleTimeout fails a request whose body stops arriving for that long with 408 (default 60s, as nginx's
+	// client_body_timeout). It bounds each wait between two reads, not the upload, which lasts as long as it lasts.
+	BodyIdleTimeout time.Duration
 	// Webcams, when set, shares webcam streams among viewers and answers snapshots from them (package webcam).
 	// The caller owns it, so that a reload that replaces the handler does not end the viewers' streams.
 	Webcams *webcam.Hub
@@ -100,10 +107,12 @@ type Handler struct {
 	supportLink string
 	rp          *httputil.ReverseProxy
 	wsClient    *http.Client
+	now         func() time.Time // the clock of the refusal log's rate limit (tests replace it)
 
 	state       atomic.Int32 // last relay state logged: 0 fine, a 6xx code, or 502 unreachable
 	basicLogged sync.Map     // remote IP → struct{}: clients already told their Authorization was dropped
 	basicCount  atomic.Int32
+	refusals    refusalLog
 
 	mu       sync.Mutex
 	closed   bool
@@ -137,6 +146,12 @@ func New(p Printer, o Options) (*Handler, error) {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = 60 * time.Second
 	}
+	if o.RelayWait <= 0 {
+		o.RelayWait = 30 * time.Second
+	}
+	if o.BodyIdleTimeout <= 0 {
+		o.BodyIdleTimeout = 60 * time.Second
+	}
 	h := &Handler{
 		printer:     p,
 		relayHost:   strings.ToLower(p.RelayURL.Host),
@@ -145,6 +160,7 @@ func New(p Printer, o Options) (*Handler, error) {
 		log:         o.Logger.With(zap.String("printer", p.Name), zap.String("relay_host", strings.ToLower(p.RelayURL.Host))),
 		supportLink: oe.SupporterPageURL(o.PortalURL, o.AppID),
 		sessions:    make(map[*wsSession]struct{}),
+		now:         time.Now,
 		cams:        o.Webcams,
 	}
 	h.rp = &httputil.ReverseProxy{
@@ -153,7 +169,8 @@ func New(p Printer, o Options) (*Handler, error) {
 		// 0, not -1: ReverseProxy itself flushes every write of a body of unknown length (MJPEG, SockJS
 		// xhr_streaming, chunked answers) and of text/event-stream. -1 also flushed the headers of every
 		// known-length answer on a timer goroutine of their own before the body: an extra write and goroutine per
-		// small request (about 10% of the proxy's CPU per small GET in make bench's profile).
+		// small request (about 10% of the proxy's CPU per small GET in make bench's profile). A known-length body
+		// is flushed by passOnBody instead, only when more of it is still to come from the relay.
 		FlushInterval:  0,
 		BufferPool:     copyBuffers{},
 		ModifyResponse: h.modifyResponse,
@@ -207,6 +224,8 @@ type ctxKey struct{}
 type clientInfo struct {
 	host     string // the Host the client used (already checked)
 	remoteIP string
+	body     *countingBody   // nil: no request body (or a WebSocket)
+	w        *countingWriter // nil for a WebSocket
 }
 
 func clientOf(ctx context.Context) clientInfo {
@@ -229,11 +248,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"This stops web pages from reaching your printer through DNS rebinding. To use another name, add it to listen.allowed_hosts.", r.Host))
 		return
 	}
+	if r.Method == http.MethodTrace || r.Method == "TRACK" {
+		// TRACE echoes the request, credential headers included, to whoever can read the answer.
+		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+		h.refuse(w, r, http.StatusMethodNotAllowed, "Method not allowed",
+			"oeproxy does not forward TRACE: it would echo the request, credentials included, back to the caller.")
+		return
+	}
 	ws := isWebSocketUpgrade(r)
 	if (ws || !safeMethod(r.Method)) && !OriginAllowed(r) {
+		from := fmt.Sprintf("Origin %q", r.Header.Get("Origin"))
+		if len(r.Header.Values("Origin")) == 0 {
+			from = "A request from another web site (Sec-Fetch-Site: cross-site)"
+		}
 		h.refuse(w, r, http.StatusForbidden, "Cross-site request refused",
-			fmt.Sprintf("Origin %q is not this printer's local origin http://%s: oeproxy refuses state-changing requests and WebSockets "+
-				"from other web pages so that they cannot use your printer's credential.", r.Header.Get("Origin"), r.Host))
+			fmt.Sprintf("%s is not this printer's local origin http://%s: oeproxy refuses state-changing requests and WebSockets "+
+				"from other web pages so that they cannot use your printer's credential.", from, r.Host))
 		return
 	}
 	if !h.admit(w, r) {
@@ -243,7 +273,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		ip = r.RemoteAddr
 	}
-	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, clientInfo{host: r.Host, remoteIP: ip}))
+	var cb *countingBody
+	if !ws && r.Body != nil && r.Body != http.NoBody {
+		cb = &countingBody{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: h.opts.BodyIdleTimeout}
+		r.Body = cb
+	}
+	var cw *countingWriter
+	if !ws {
+		cw = &countingWriter{ResponseWriter: w}
+	}
+	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, clientInfo{host: r.Host, remoteIP: ip, body: cb, w: cw}))
 	if ws {
 		h.serveWebSocket(w, r)
 		return
@@ -252,18 +291,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Only WebSocket upgrades are carried; anything else (h2c, ...) goes on as a plain request.
 		r.Header.Del("Upgrade")
 	}
-	h.serveHTTP(w, r)
+	h.serveHTTP(cw, r, cb)
 }
 
-func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serveHTTP(cw *countingWriter, r *http.Request, cb *countingBody) {
 	start := time.Now()
-	cw := &countingWriter{ResponseWriter: w}
-	var cb *countingBody
-	if r.Body != nil && r.Body != http.NoBody {
-		cb = &countingBody{ReadCloser: r.Body}
-		r.Body = cb
-	}
 	defer func() {
+		cb.clearDeadline()
 		if h.opts.Hooks.RequestDone == nil {
 			return
 		}
@@ -278,6 +312,11 @@ func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer camDone(r)
+	if !h.opts.RelaySlots.acquire(r, h.opts.RelayWait) {
+		h.relayBusy(cw, r)
+		return
+	}
+	defer h.opts.RelaySlots.release()
 	h.rp.ServeHTTP(cw, r)
 }
 
@@ -314,6 +353,8 @@ type countingWriter struct {
 	http.ResponseWriter
 	status int
 	n      int64
+	body   passOnBody // the relay's body, when passOn wraps it (here: no allocation per response)
+	rc     *http.ResponseController
 }
 
 func (c *countingWriter) WriteHeader(code int) {
@@ -334,14 +375,43 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
-type countingBody struct {
-	io.ReadCloser
-	n atomic.Int64 // read by the transport's goroutine, summed after the response
+// passOn makes resp's body flush what was written to the client before each read that may wait for the relay.
+// ReverseProxy does so itself for bodies of unknown length and event streams; a body with a Content-Length
+// would otherwise wait in net/http's buffers until 4 KiB gathered or it ended, which holds back one that
+// trickles (a slow printer, a long poll). A small answer read in one go is never flushed early: it leaves in one
+// write when the handler ends, as before.
+func (c *countingWriter) passOn(resp *http.Response) {
+	if resp.ContentLength <= 0 || strings.Contains(resp.Header.Get("Content-Type"), "event-stream") {
+		return
+	}
+	c.body = passOnBody{ReadCloser: resp.Body, w: c, left: resp.ContentLength}
+	resp.Body = &c.body
 }
 
-func (c *countingBody) Read(p []byte) (int, error) {
-	n, err := c.ReadCloser.Read(p)
-	c.n.Add(int64(n))
+func (c *countingWriter) flush() {
+	if c.rc == nil {
+		c.rc = http.NewResponseController(c.ResponseWriter)
+	}
+	_ = c.rc.Flush()
+}
+
+// passOnBody is the relay's body of a known length; ReverseProxy reads it and writes to the client on one
+// goroutine, so the flush needs no lock.
+type passOnBody struct {
+	io.ReadCloser
+	w       *countingWriter
+	left    int64 // bytes of the Content-Length not read yet
+	pending bool  // bytes were read (and so written) since the last flush, and more are to come
+}
+
+func (b *passOnBody) Read(p []byte) (int, error) {
+	if b.pending {
+		b.pending = false
+		b.w.flush()
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	b.pending = n > 0 && b.left > 0 && err == nil
 	return n, err
 }
 

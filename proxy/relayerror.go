@@ -18,6 +18,12 @@ const stateUnreachable = http.StatusBadGateway
 // relayError is ReverseProxy's ErrorHandler: the relay could not be reached or answered nothing usable. The client
 // gets a 502 that says why; a client that went away gets nothing and causes no log noise.
 func (h *Handler) relayError(w http.ResponseWriter, r *http.Request, err error) {
+	// First: a body that failed to arrive also ends the request's context (net/http takes any read error on the
+	// connection for a client gone), and the client that sent it is most likely still waiting for the answer.
+	if berr := clientOf(r.Context()).body.err(); berr != nil && (r.Context().Err() == nil || isTimeout(berr)) {
+		h.clientBodyError(w, r, berr)
+		return
+	}
 	if r.Context().Err() != nil || errors.Is(err, context.Canceled) {
 		h.log.Debug("client went away before the relay answered")
 		w.WriteHeader(http.StatusBadGateway)
@@ -63,4 +69,9 @@ func safeErr(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

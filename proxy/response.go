@@ -17,6 +17,7 @@ import (
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	ci := clientOf(resp.Request.Context())
 	rewriteResponseHeader(resp.Header, h.relayHost, ci.host)
+	addFramingProtection(resp.Header)
 	if oe.IsCode(resp.StatusCode) {
 		h.noteRelayCode(resp.StatusCode)
 		accept := resp.Request.Header.Get("Accept")
@@ -27,6 +28,9 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	resp.Header.Del(ErrorHeader) // only oeproxy sets it, and only on a 6xx
 	if h.cams != nil {
 		h.adoptCam(resp)
+	}
+	if ci.w != nil {
+		ci.w.passOn(resp)
 	}
 	if h.opts.Hooks.Stream != nil && isStream(resp.Header.Get("Content-Type")) {
 		h.opts.Hooks.Stream(true)
@@ -140,4 +144,22 @@ func (o *onClose) Close() error {
 	err := o.ReadCloser.Close()
 	o.once.Do(o.fn)
 	return err
+}
+
+// frameAncestorsSelf is added when the printer says nothing about framing (Mainsail and Fluidd do not): the local
+// port is predictable, so any web site could frame the printer's page and trick the user into clicking on it.
+const frameAncestorsSelf = "frame-ancestors 'self'"
+
+// addFramingProtection adds frameAncestorsSelf as a policy of its own unless the printer sent X-Frame-Options
+// or a Content-Security-Policy with frame-ancestors; the printer's own rules are kept as they are.
+func addFramingProtection(hdr http.Header) {
+	if len(hdr["X-Frame-Options"]) > 0 {
+		return
+	}
+	for _, v := range hdr["Content-Security-Policy"] {
+		if strings.Contains(strings.ToLower(v), "frame-ancestors") {
+			return
+		}
+	}
+	hdr["Content-Security-Policy"] = append(hdr["Content-Security-Policy"], frameAncestorsSelf)
 }

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/oeproxy/oeproxy/bench"
+	"github.com/oeproxy/oeproxy/daemon"
 	"github.com/oeproxy/oeproxy/internal/oenet"
 	"github.com/oeproxy/oeproxy/proxy"
 )
@@ -50,6 +51,9 @@ type rigOptions struct {
 	password     string         // replaces the Basic password (606)
 	pingInterval time.Duration
 	maxMessage   int64
+	maxConns     int           // relay connections (and RelaySlots) per printer; default 128, as serve
+	relayWait    time.Duration // proxy.Options.RelayWait
+	bodyIdle     time.Duration // proxy.Options.BodyIdleTimeout
 }
 
 // newRig starts everything; Cleanup stops it and registers the logs and secrets for the final secrets check.
@@ -70,7 +74,10 @@ func newRig(t testing.TB, o rigOptions) *rig {
 		roots = env.Sim.RootCAs
 	}
 	// As serve builds them: the default connection cap for HTTP, a separate transport for WebSockets.
-	netOpts := oenet.Options{ConnectTo: r.chaos.Addr(), RootCAs: roots, MaxConnsPerHost: 128}
+	if o.maxConns == 0 {
+		o.maxConns = 128
+	}
+	netOpts := oenet.Options{ConnectTo: r.chaos.Addr(), RootCAs: roots, MaxConnsPerHost: o.maxConns}
 	r.tr, r.wstr = netOpts.Transport(), netOpts.WebSocketTransport()
 	core, logs := observer.New(zapcore.DebugLevel)
 	r.logs = logs
@@ -87,13 +94,14 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	r.h, err = proxy.New(proxy.Printer{Name: "mk4", RelayURL: relay, Auth: "basic", BasicUser: env.Creds.BasicUser,
 		BasicPassword: pass, BearerToken: env.Creds.BearerToken},
 		proxy.Options{Transport: r.tr, WebSocketTransport: r.wstr, Logger: zap.New(core), ListenAddr: r.addr, AppID: "reliability",
-			PortalURL: env.Sim.PortalURL, PingInterval: o.pingInterval, MaxMessageBytes: o.maxMessage})
+			PortalURL: env.Sim.PortalURL, PingInterval: o.pingInterval, MaxMessageBytes: o.maxMessage,
+			RelaySlots: proxy.NewRelaySlots(o.maxConns), RelayWait: o.relayWait, BodyIdleTimeout: o.bodyIdle})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// As daemon.startPrinter: no Read/WriteTimeout, a header timeout, an idle timeout, 1 MiB of headers.
+	// As daemon.startPrinter: no Read/WriteTimeout, a header timeout, an idle timeout, 64 KiB of headers.
 	r.srv = &http.Server{Handler: r.h, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
-		MaxHeaderBytes: 1 << 20, ErrorLog: zap.NewStdLog(zap.New(core))}
+		MaxHeaderBytes: daemon.MaxHeaderBytes, ErrorLog: zap.NewStdLog(zap.New(core))}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = r.srv.Serve(ln) }()
 	r.ctr = &http.Transport{MaxIdleConnsPerHost: 2048, DisableCompression: true}
