@@ -189,52 +189,58 @@ func mjpegViewers(ctx context.Context, p *Path, o *Origin, viewers int, d, inter
 	return res, firstErr
 }
 
-// viewMJPEG reads parts by their Content-Length (a multipart.Reader would wait for the next boundary, a whole
-// frame period later) until stop.
+// viewMJPEG reads parts until stop and returns each one's latency from the origin's timestamp, in ms.
 func viewMJPEG(ctx context.Context, p *Path, path string, stop time.Time) ([]float64, error) {
+	var lat []float64
+	err := readMJPEG(ctx, p, path, stop, func(ts int64) { lat = append(lat, float64(time.Now().UnixNano()-ts)/1e6) })
+	return lat, err
+}
+
+// readMJPEG reads parts by their Content-Length (a multipart.Reader would wait for the next boundary, a whole
+// frame period later) until stop, and calls frame with each part's origin timestamp as its last byte arrives.
+func readMJPEG(ctx context.Context, p *Path, path string, stop time.Time, frame func(ts int64)) error {
 	req, err := p.newRequest(http.MethodGet, path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := p.client().Do(req.WithContext(ctx))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
 	// The boundary comes from the answer: a proxy that shares one stream among viewers gives each its own.
 	boundary := webcam.Boundary(resp.Header.Get("Content-Type"))
 	if resp.StatusCode != http.StatusOK || boundary == "" {
-		return nil, fmt.Errorf("MJPEG: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+		return fmt.Errorf("MJPEG: %s %s", resp.Status, resp.Header.Get("Content-Type"))
 	}
 	br := bufio.NewReaderSize(resp.Body, 64<<10)
 	tp := textproto.NewReader(br)
-	var lat []float64
 	for time.Now().Before(stop) {
 		line, err := tp.ReadLine()
 		if err != nil {
-			return lat, fmt.Errorf("MJPEG boundary: %w", err)
+			return fmt.Errorf("MJPEG boundary: %w", err)
 		}
 		if line == "" {
 			continue // the CRLF after a part
 		}
 		if line != "--"+boundary {
-			return lat, fmt.Errorf("MJPEG: expected the boundary, got %q", line)
+			return fmt.Errorf("MJPEG: expected the boundary, got %q", line)
 		}
 		h, err := tp.ReadMIMEHeader()
 		if err != nil {
-			return lat, fmt.Errorf("MJPEG part header: %w", err)
+			return fmt.Errorf("MJPEG part header: %w", err)
 		}
 		n, err1 := strconv.Atoi(h.Get("Content-Length"))
 		ts, err2 := strconv.ParseInt(h.Get("X-Timestamp-Ns"), 10, 64)
 		if err1 != nil || err2 != nil {
-			return lat, fmt.Errorf("MJPEG part without Content-Length or X-Timestamp-Ns: %v", h)
+			return fmt.Errorf("MJPEG part without Content-Length or X-Timestamp-Ns: %v", h)
 		}
 		if _, err := io.CopyN(io.Discard, br, int64(n)); err != nil {
-			return lat, fmt.Errorf("MJPEG frame: %w", err)
+			return fmt.Errorf("MJPEG frame: %w", err)
 		}
-		lat = append(lat, float64(time.Now().UnixNano()-ts)/1e6)
+		frame(ts)
 	}
-	return lat, nil
+	return nil
 }
 
 // dripFirstByte asks the origin for n bytes written one per interval and returns the time in ms from sending the

@@ -21,7 +21,11 @@ import (
 //	GET  /ws/count         WebSocket: counts messages until one reads "end", then answers the count
 //	GET  /mjpeg?ms=I&size=S  multipart/x-mixed-replace, one S-byte JPEG-shaped part every I ms, each part carrying
 //	                       X-Timestamp-Ns (the Unix time in ns when it left the origin)
+//	GET  /webcam/stream?ms=I&size=S  the same stream at a webcam's path (snapshots map to it)
+//	GET  /webcam/snapshot?size=S     one S-byte JPEG-shaped image
 type Origin struct {
+	// MJPEGStreams counts the stream requests the origin answered: one per viewer unless a proxy shares them.
+	MJPEGStreams atomic.Int64
 	// MJPEGBytes counts the stream bytes the origin wrote: what the relay had to send on to the viewers.
 	MJPEGBytes atomic.Int64
 	// UploadBytes counts request body bytes the upload sink read.
@@ -62,8 +66,15 @@ func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		o.serveWS(w, r, echo)
 	case "/ws/count":
 		o.serveWS(w, r, count)
-	case "/mjpeg":
+	case "/mjpeg", "/webcam/stream":
+		o.MJPEGStreams.Add(1)
 		o.serveMJPEG(w, r)
+	case "/webcam/snapshot":
+		size, _ := strconv.Atoi(r.URL.Query().Get("size"))
+		frame := o.frame(size)
+		w.Header().Set("Content-Type", "image/jpeg")
+		w.Header().Set("Content-Length", strconv.Itoa(len(frame)))
+		_, _ = w.Write(frame)
 	case "/drip":
 		o.serveDrip(w, r)
 	default:
@@ -141,18 +152,25 @@ func (o *Origin) serveWS(w http.ResponseWriter, r *http.Request, mode wsMode) {
 
 const mjpegBoundary = "benchframe"
 
-func (o *Origin) serveMJPEG(w http.ResponseWriter, r *http.Request) {
-	ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
-	size, _ := strconv.Atoi(r.URL.Query().Get("size"))
-	if ms <= 0 {
-		ms = 100
-	}
+// frame is a JPEG-shaped image of size bytes (48 KiB when size is too small to be one).
+func (o *Origin) frame(size int) []byte {
 	if size < 4 {
 		size = 48 << 10
 	}
 	frame := make([]byte, size)
 	copy(frame, o.fill)
 	frame[0], frame[1], frame[size-2], frame[size-1] = 0xFF, 0xD8, 0xFF, 0xD9 // SOI ... EOI
+	return frame
+}
+
+func (o *Origin) serveMJPEG(w http.ResponseWriter, r *http.Request) {
+	ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+	size, _ := strconv.Atoi(r.URL.Query().Get("size"))
+	if ms <= 0 {
+		ms = 100
+	}
+	frame := o.frame(size)
+	size = len(frame)
 	w.Header().Set("Content-Type", "multipart/x-mixed-replace; boundary="+mjpegBoundary)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)

@@ -31,12 +31,17 @@ const (
 	FigMJPEG99     = "mjpeg_p99"
 	FigMJPEGFPS    = "mjpeg_fps"
 	FigMJPEGBytes  = "mjpeg_bytes"
-	FigIdleRSS     = "idle_rss"
-	FigStart       = "start"
-	FigRPSCPU      = "get_cpu"
-	FigDownloadCPU = "download_cpu"
-	FigUploadCPU   = "upload_cpu"
-	FigDripFirst   = "drip_first_byte"
+	// The webcam group: one webcam watched by MJPEGViewers viewers.
+	FigCamStreams   = "webcam_relay_streams"
+	FigCamRSSViewer = "webcam_rss_per_viewer"
+	FigCamSnapshot  = "webcam_snapshot_p50"
+	FigCamCutGap    = "webcam_cut_gap"
+	FigIdleRSS      = "idle_rss"
+	FigStart        = "start"
+	FigRPSCPU       = "get_cpu"
+	FigDownloadCPU  = "download_cpu"
+	FigUploadCPU    = "upload_cpu"
+	FigDripFirst    = "drip_first_byte"
 )
 
 // Figure describes one row of the table.
@@ -108,6 +113,11 @@ var Figures = []Figure{
 	{ID: FigMJPEG99, Label: "MJPEG frame latency p99", Unit: "ms", Digits: 2},
 	{ID: FigMJPEGFPS, Label: "MJPEG frames per viewer", Unit: "fps", Higher: true, Digits: 1},
 	{ID: FigMJPEGBytes, Label: "MJPEG bytes the relay sent", Unit: "MB", Digits: 1},
+	{ID: FigCamStreams, Label: "webcam: relay streams for all viewers", Unit: "", Digits: 0, Target: "1 (oeproxy)",
+		Judge: func(med func(string) (float64, bool)) (bool, bool) { o, ok := med(PathOEProxy); return o <= 1, ok }},
+	{ID: FigCamRSSViewer, Label: "webcam: proxy RSS per extra viewer", Unit: "KiB", Digits: 0, NoRatio: true},
+	{ID: FigCamSnapshot, Label: "webcam: snapshot latency p50 while streaming", Unit: "ms", Digits: 2},
+	{ID: FigCamCutGap, Label: "webcam: longest frame gap across a relay cut", Unit: "ms", Digits: 0, Target: "≤ 200 ms (2× the frame interval)", Judge: below(200)},
 	{ID: FigIdleRSS, Label: "idle RSS after start", Unit: "MiB", Digits: 1, NoRatio: true, Target: "< 25 MiB", Judge: below(25)},
 	{ID: FigStart, Label: "start to first served request", Unit: "ms", Digits: 1, NoRatio: true, Target: "< 100 ms", Judge: below(100)},
 }
@@ -349,8 +359,10 @@ func (r *Results) Markdown() string {
 		c.DripBytes, c.DripInterval)
 	fmt.Fprintf(&b, "- WebSocket: %d sequential echoes of a 64-byte message (round trip), and %d 64-byte messages one way (until the origin confirms their count).\n", c.WSRoundTrips, c.WSOneWay)
 	fmt.Fprintf(&b, "- idle WebSockets: %d echo connections opened through the proxy (each proven with one echo), RSS growth after 1 s divided by %d.\n", c.IdleWS, c.IdleWS)
-	fmt.Fprintf(&b, "- MJPEG: %d viewers for %s, one %s frame every %s; latency from the origin's timestamp in each part to the part's last byte at the viewer; the relay's bytes are the stream bytes the origin wrote (one upstream stream per viewer on every path).\n",
+	fmt.Fprintf(&b, "- MJPEG: %d viewers for %s, one %s frame every %s; latency from the origin's timestamp in each part to the part's last byte at the viewer; the relay's bytes are the stream bytes the origin wrote (one upstream stream per viewer on direct, nginx and HAProxy; oeproxy shares one among the viewers).\n",
 		c.MJPEGViewers, c.MJPEGDuration, byteSize(int64(c.MJPEGFrameBytes)), c.MJPEGInterval)
+	fmt.Fprintf(&b, "- Webcam: one viewer of /webcam/stream, then %d more; relay streams are the stream requests the origin answered; RSS per extra viewer is the proxy's RSS growth after the others joined, divided by their number; snapshot p50 is 20 sequential /webcam/snapshot requests while the viewers watch (oeproxy answers them from the stream's newest frame, the others ask the relay); the cut gap is the longest time without a frame for one viewer while the relay ends every stream after %s, over 3 cuts (a stream that ended counts to the end of the window).\n",
+		c.MJPEGViewers-1, c.WebcamCut)
 	b.WriteString("- idle RSS: VmRSS one second after start (after the first request); start: from exec to the first request answered 200 through the proxy (includes the TLS handshake to the relay).\n")
 	if len(r.Errors) > 0 {
 		b.WriteString("\n## Errors\n\n")

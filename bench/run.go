@@ -31,6 +31,8 @@ type Config struct {
 	MJPEGDuration   time.Duration
 	MJPEGInterval   time.Duration
 	MJPEGFrameBytes int
+	// WebcamCut is how long the relay lets a webcam stream run in the cut-gap figure.
+	WebcamCut time.Duration
 
 	DripBytes    int // bytes of the trickling Content-Length answer, one per DripInterval
 	DripInterval time.Duration
@@ -42,7 +44,7 @@ type Config struct {
 	OEProxyBin string
 	// Log receives progress lines (nil: discarded).
 	Log io.Writer
-	// Only, when not empty, limits the run to these groups: start, transfer, get, drip, ws, mjpeg, idlews.
+	// Only, when not empty, limits the run to these groups: start, transfer, get, drip, ws, mjpeg, webcam, idlews.
 	Only []string
 }
 
@@ -57,6 +59,7 @@ func FullConfig() Config {
 		TransferBytes: 1 << 30,
 		WSRoundTrips:  2000, WSOneWay: 20000, IdleWS: 1000,
 		MJPEGViewers: 10, MJPEGDuration: 5 * time.Second, MJPEGInterval: 100 * time.Millisecond, MJPEGFrameBytes: 48 << 10,
+		WebcamCut: 2 * time.Second,
 		DripBytes: 10, DripInterval: 200 * time.Millisecond,
 	}
 }
@@ -70,6 +73,7 @@ func QuickConfig() Config {
 		TransferBytes: 8 << 20,
 		WSRoundTrips:  100, WSOneWay: 1000, IdleWS: 50,
 		MJPEGViewers: 2, MJPEGDuration: time.Second, MJPEGInterval: 50 * time.Millisecond, MJPEGFrameBytes: 16 << 10,
+		WebcamCut: 500 * time.Millisecond,
 		DripBytes: 5, DripInterval: 100 * time.Millisecond,
 	}
 }
@@ -334,6 +338,26 @@ func runRound(ctx context.Context, cfg Config, env *Env, order []*Path, round in
 		res.add(FigMJPEGFPS, p.Name, fps)
 		res.add(FigMJPEGBytes, p.Name, float64(r.bytes)/1e6)
 		logf("  mjpeg    %-8s p50 %.2f ms, %.1f fps/viewer, relay sent %.1f MB", p.Name, percentile(r.latencies, 50), fps, float64(r.bytes)/1e6)
+	}
+
+	// 5b. One webcam, several viewers: relay streams, memory per viewer, snapshots, and a cut.
+	for _, p := range live {
+		if !cfg.runs("webcam") {
+			break
+		}
+		r, err := webcamViewers(ctx, p, env, cfg.MJPEGViewers, cfg.MJPEGInterval, cfg.MJPEGFrameBytes, cfg.WebcamCut)
+		if err != nil {
+			fail(FigCamStreams, p.Name, err)
+			continue
+		}
+		res.add(FigCamStreams, p.Name, float64(r.streams))
+		if r.hasRSS {
+			res.add(FigCamRSSViewer, p.Name, r.rssPerView)
+		}
+		res.add(FigCamSnapshot, p.Name, r.snapshotP50)
+		res.add(FigCamCutGap, p.Name, r.cutGap)
+		logf("  webcam   %-8s %d relay streams for %d viewers, %.1f KiB RSS per extra viewer, snapshot p50 %.2f ms, longest gap at a cut %.0f ms",
+			p.Name, r.streams, cfg.MJPEGViewers, r.rssPerView, r.snapshotP50, r.cutGap)
 	}
 
 	// 4. idle WebSockets last: they grow the process for good.

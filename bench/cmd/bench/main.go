@@ -24,7 +24,7 @@ func main() {
 	noHAProxy := flag.Bool("no-haproxy", false, "skip the HAProxy path even when haproxy is installed")
 	bin := flag.String("oeproxy", "", "use this oeproxy binary instead of building one")
 	notes := flag.String("notes", "bench/NOTES.md", "markdown appended to the results under \"Notes\" when the file exists (profiles, before/after figures)")
-	only := flag.String("only", "", "comma-separated groups to run: start,transfer,get,drip,ws,mjpeg,idlews (default all)")
+	only := flag.String("only", "", "comma-separated groups to run: start,transfer,get,drip,ws,mjpeg,webcam,idlews (default all)")
 	flag.Parse()
 
 	cfg := bench.FullConfig()
