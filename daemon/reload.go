@@ -187,6 +187,7 @@ func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr st
 		return proxy.New(proxy.Printer{
 			Name: rec.Name, RelayURL: relay, Auth: cfg.OctoEverywhere.Auth,
 			BasicUser: rec.BasicUser, BasicPassword: rec.BasicPassword, BearerToken: rec.BearerToken,
+			LANHosts: lanHosts(rec),
 		}, proxy.Options{
 			Transport:          d.o.Transport,
 			WebSocketTransport: d.o.WebSocketTransport,
@@ -276,4 +277,12 @@ func (p *printerHandler) Close() {
 	if p.cams != nil {
 		p.cams.Close()
 	}
+}
+
+// lanHosts are the addresses by which the printer's own JSON may name itself.
+func lanHosts(rec credstore.Record) []string {
+	if rec.LastKnownLocalIP == "" {
+		return nil
+	}
+	return []string{rec.LastKnownLocalIP}
 }

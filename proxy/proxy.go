@@ -32,6 +32,9 @@ type Printer struct {
 	Auth string
 	// BasicUser and BasicPassword are the App Connection's Basic credential; BearerToken its Bearer token.
 	BasicUser, BasicPassword, BearerToken string
+	// LANHosts are the printer's own LAN addresses (the portal's last known local IP): absolute webcam URLs on
+	// them in the printer's JSON are made relative, so that UIs keep using oeproxy.
+	LANHosts []string
 }
 
 // Hooks lets the daemon count what the handler does (metrics, admin page). Every field may be nil. Hooks are

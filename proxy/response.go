@@ -26,6 +26,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	}
 	h.noteRelayOK()
 	resp.Header.Del(ErrorHeader) // only oeproxy sets it, and only on a 6xx
+	h.mapWebcamURLs(resp)
 	if h.cams != nil {
 		h.adoptCam(resp)
 	}

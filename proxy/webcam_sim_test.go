@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"image/jpeg"
 	"io"
 	"mime"
@@ -142,5 +143,48 @@ func TestWebcamViewersArrivingTogether(t *testing.T) {
 	}
 	if streams != 1 {
 		t.Errorf("%d relay stream requests for %d viewers that arrived together, want 1", streams, len(frames))
+	}
+}
+
+// TestWebcamDiscoveryPointsAtOeproxy: the webcam URLs in OctoPrint's /api/settings lead back through oeproxy:
+// the relative stream URL stays as it is, and OctoPi's absolute snapshot URL on the printer's own localhost
+// (mjpg-streamer on 8080) becomes /webcam/... .
+func TestWebcamDiscoveryPointsAtOeproxy(t *testing.T) {
+	e := startSim(t, nil, nil)
+	req := newReq(t, "GET", e.url("/api/settings"), nil)
+	resp, body := do(t, localClient(), req)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	var s struct {
+		Webcam struct{ StreamURL, SnapshotURL string } `json:"webcam"`
+	}
+	if err := json.Unmarshal(body, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Webcam.StreamURL != "/webcam/?action=stream" || s.Webcam.SnapshotURL != "/webcam/?action=snapshot" {
+		t.Errorf("webcam URLs %+v", s.Webcam)
+	}
+	if resp.Header.Get("Content-Length") != strconv.Itoa(len(body)) {
+		t.Errorf("Content-Length %s for %d bytes", resp.Header.Get("Content-Length"), len(body))
+	}
+}
+
+func TestLocalWebcamURL(t *testing.T) {
+	h := &Handler{printer: Printer{LANHosts: []string{"192.168.1.5"}}}
+	for raw, want := range map[string]string{
+		"http://127.0.0.1:8080/?action=snapshot":   "/webcam/?action=snapshot",
+		"http://localhost:8080/webcam/?action=x":   "/webcam/?action=x",
+		"http://192.168.1.5/webcam/?action=stream": "/webcam/?action=stream",
+		"http://192.168.1.5:8081/stream":           "/stream",
+		"http://[::1]/cam":                         "/cam",
+		"http://192.168.1.6/webcam/?action=stream": "",
+		"/webcam/?action=stream":                   "",
+		"rtsp://127.0.0.1/stream":                  "",
+	} {
+		got, ok := h.localWebcamURL(raw)
+		if ok != (want != "") || got != want {
+			t.Errorf("localWebcamURL(%q) = %q, %v; want %q", raw, got, ok, want)
+		}
 	}
 }
