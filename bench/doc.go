@@ -13,7 +13,7 @@
 // download and upload MB/s and the proxy's peak RSS; WebSocket round trip and one-way messages/s; RSS per idle
 // WebSocket; MJPEG frame latency and relay bytes with several viewers; idle RSS and start-to-first-request; and the
 // proxy's CPU time per small request and per GiB transferred (/proc/<pid>/stat).
-// Report renders the medians with min and max, the ratios oeproxy/direct and oeproxy/nginx and the targets.
+// Report renders the medians with min and max, the ratios oeproxy/direct and oeproxy/nginx and the targets.
 //
 // Command bench (bench/cmd/bench) runs it and writes bench/RESULTS.md with bench/NOTES.md appended; command
 // benchprof (bench/cmd/benchprof) runs the proxy handler in-process under the same load to take CPU and heap

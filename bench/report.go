@@ -51,7 +51,7 @@ type Figure struct {
 	Digits          int
 	// NoRatio hides the oeproxy/direct ratio (differences to direct, proxy-only figures).
 	NoRatio bool
-	// Target is the target in words; Judge returns met/missed from the medians ("" when not judged).
+	// Target is the figure's target in words; Judge returns met/missed from the medians ("" when not judged).
 	Target string
 	Judge  func(med func(path string) (float64, bool)) (bool, bool)
 }

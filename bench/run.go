@@ -50,7 +50,7 @@ type Config struct {
 
 func (c Config) runs(group string) bool { return len(c.Only) == 0 || slices.Contains(c.Only, group) }
 
-// FullConfig is `make bench`: the issue's sizes (1 GiB transfers, 1,000 idle WebSockets, 10 viewers), 5 rounds.
+// FullConfig is `make bench`: the full sizes (1 GiB transfers, 1,000 idle WebSockets, 10 viewers), 5 rounds.
 func FullConfig() Config {
 	return Config{
 		Rounds:     5,

@@ -54,7 +54,7 @@ type Daemon struct {
 
 	adminAddr string
 
-	// Service parts (issue 7): metrics.go, reload.go, admin.go.
+	// Service parts: metrics.go, reload.go, admin.go.
 	metrics  *Metrics
 	live     atomic.Pointer[config.Config] // the configuration in effect after Reload (nil: Options.Config)
 	reloadMu sync.Mutex

@@ -56,7 +56,7 @@ type RequestStats struct {
 	Status   int           // status sent to the client (0 if the client went away before any was sent)
 	BytesIn  int64         // request body bytes read from the client
 	BytesOut int64         // response body bytes written to the client
-	Route    string        // "relay" (a later issue adds "lan")
+	Route    string        // "relay" (the only route so far)
 	Duration time.Duration // from arrival to the end of the response body
 }
 

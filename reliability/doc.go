@@ -1,4 +1,4 @@
-// Package reliability holds oeproxy's fault, bad-input, attack, secret, load and leak suite (issue 5). It has no
+// Package reliability holds oeproxy's fault, bad-input, attack, secret, load and leak suite. It has no
 // code of its own outside its tests: each case runs oesim (with the bench origin behind it) and the real proxy
 // handler, the real daemon, or the real binary, injects a fault or an attack, and checks a clear pass condition
 // (a status, a close code, a deadline, goroutines and file descriptors back to their baseline, no secret
