@@ -93,6 +93,7 @@ type countingBody struct {
 	mu       sync.Mutex
 	failure  error
 	deadline bool // a read deadline is set on the client's connection
+	finished bool // the handler returned: the connection's deadlines are net/http's again
 }
 
 func (c *countingBody) Read(p []byte) (int, error) {
@@ -118,7 +119,7 @@ func (c *countingBody) Read(p []byte) (int, error) {
 func (c *countingBody) setDeadline(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.rc.SetReadDeadline(t) == nil {
+	if !c.finished && c.rc.SetReadDeadline(t) == nil {
 		c.deadline = true
 	}
 }
@@ -130,10 +131,25 @@ func (c *countingBody) clearDeadline() {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.deadline && !c.finished {
+		_ = c.rc.SetReadDeadline(time.Time{})
+		c.deadline = false
+	}
+}
+
+// finish lifts the idle deadline for good when the handler returns: a transport still reading the body must not
+// set or clear deadlines that net/http now sets for the connection's next request.
+func (c *countingBody) finish() {
+	if c == nil || c.rc == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.deadline {
 		_ = c.rc.SetReadDeadline(time.Time{})
 		c.deadline = false
 	}
+	c.finished = true
 }
 
 func (c *countingBody) err() error {

@@ -300,7 +300,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serveHTTP(cw *countingWriter, r *http.Request, cb *countingBody) {
 	start := time.Now()
 	defer func() {
-		cb.clearDeadline()
+		cb.finish()
 		if h.opts.Hooks.RequestDone == nil {
 			return
 		}

@@ -313,3 +313,42 @@ func TestPrinterListenerCap(t *testing.T) {
 		t.Errorf("70 KiB of headers: %s, want 431", hresp.Status)
 	}
 }
+
+// An upload that stops arriving is answered 408 once the idle bound passes (the port is not held by it for
+// good), and a malformed chunked body 400; both are logged as the client's error, neither as a relay failure.
+func TestBrokenUploads(t *testing.T) {
+	cases := []struct {
+		name string
+		send string // after the request line and Host
+		want int
+	}{
+		{"stalled body", "Content-Length: 1000000\r\n\r\n" + strings.Repeat("x", 1000), http.StatusRequestTimeout},
+		{"malformed chunked body", "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\n", http.StatusBadRequest},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			track(t)
+			r := newRig(t, rigOptions{bodyIdle: 300 * time.Millisecond})
+			conn := rawDial(t, r.addr)
+			fmt.Fprintf(conn, "POST /upload HTTP/1.1\r\nHost: %s\r\n%s", r.addr, c.send)
+			_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second)) // a bound for the test, far beyond the idle bound
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.want {
+				t.Errorf("%s, want %d: %s", resp.Status, c.want, body)
+			}
+			if r.logs.FilterMessage("cannot reach the relay").Len() > 0 || strings.Contains(string(body), "Cannot reach") {
+				t.Errorf("blamed on the relay: %s", body)
+			}
+			if r.logs.FilterMessage("the client's request body could not be read").Len() != 1 {
+				t.Errorf("not logged as the client's error")
+			}
+			r.mustOK(t)
+			waitIdle(t)
+		})
+	}
+}
