@@ -53,7 +53,7 @@ func TestQuickRun(t *testing.T) {
 		for _, p := range want {
 			proxyOnly := f.ID == FigIdleWS || f.ID == FigIdleRSS || f.ID == FigStart || f.ID == FigDownloadRSS ||
 				f.ID == FigUploadRSS || f.ID == FigAddP50 || f.ID == FigAddP99 ||
-				f.ID == FigRPSCPU || f.ID == FigDownloadCPU || f.ID == FigUploadCPU
+				f.ID == FigRPSCPU || f.ID == FigDownloadCPU || f.ID == FigUploadCPU || f.ID == FigCamRSSViewer
 			if p == PathDirect && proxyOnly {
 				if len(res.Samples[f.ID][p]) != 0 {
 					t.Errorf("%s has a value on the direct path, which has no proxy process", f.ID)
