@@ -15,7 +15,7 @@ func mapEnv(m map[string]string) func(string) string {
 }
 
 func TestKeyFileCreatedOnFirstUseOnly(t *testing.T) {
-	dataDir := filepath.Join(t.TempDir(), "data")
+	dataDir := filepath.Join(privateDir(t), "data")
 	ks, err := ResolveKey(mapEnv(nil), "", dataDir)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +59,7 @@ func TestKeyFileCreatedOnFirstUseOnly(t *testing.T) {
 }
 
 func TestKeyFilePermissionsRefused(t *testing.T) {
-	dir := t.TempDir()
+	dir := privateDir(t)
 	keyPath := filepath.Join(dir, "master.key")
 	s := openStore(t, filepath.Join(dir, FileName), KeyFile(keyPath))
 	_ = s.Close()
@@ -80,7 +80,7 @@ func TestKeyFilePermissionsRefused(t *testing.T) {
 }
 
 func TestKeyFileAsBase64Text(t *testing.T) {
-	dir := t.TempDir()
+	dir := privateDir(t)
 	key := newKey(t)
 	s := openStore(t, filepath.Join(dir, FileName), keySource(t, key))
 	_ = s.Close()
@@ -116,7 +116,7 @@ func TestEnvKeyPrecedence(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dataDir := filepath.Join(t.TempDir(), "data")
+			dataDir := filepath.Join(privateDir(t), "data")
 			ks, err := ResolveKey(mapEnv(c.env), "", dataDir)
 			if err != nil {
 				t.Fatal(err)
@@ -142,7 +142,7 @@ func TestEnvKeyPrecedence(t *testing.T) {
 
 func TestBadEnvMasterKey(t *testing.T) {
 	for _, v := range []string{"not base64 at all!", base64.StdEncoding.EncodeToString([]byte("short-secret-value"))} {
-		_, err := ResolveKey(mapEnv(map[string]string{EnvMasterKey: v, EnvPassphrase: "pw"}), "", t.TempDir())
+		_, err := ResolveKey(mapEnv(map[string]string{EnvMasterKey: v, EnvPassphrase: "pw"}), "", privateDir(t))
 		if err == nil || !strings.Contains(err.Error(), EnvMasterKey) {
 			t.Fatalf("bad %s: %v", EnvMasterKey, err)
 		}
@@ -153,7 +153,7 @@ func TestBadEnvMasterKey(t *testing.T) {
 }
 
 func TestSystemdCredentialsDirectory(t *testing.T) {
-	credDir, dataDir := t.TempDir(), filepath.Join(t.TempDir(), "data")
+	credDir, dataDir := privateDir(t), filepath.Join(privateDir(t), "data")
 	key := newKey(t)
 	cred := filepath.Join(credDir, CredentialName)
 	env := mapEnv(map[string]string{EnvCredentialsDir: credDir})
@@ -185,12 +185,12 @@ func TestSystemdCredentialsDirectory(t *testing.T) {
 	expectOpen(t, DefaultPath(dataDir), keySource(t, key), []Record{})
 
 	// A credential is never created by oeproxy: a missing one for a new store is an error.
-	missing := filepath.Join(t.TempDir(), CredentialName)
-	ks, err = ResolveKey(mapEnv(map[string]string{EnvCredentialsDir: filepath.Dir(missing)}), missing, t.TempDir())
+	missing := filepath.Join(privateDir(t), CredentialName)
+	ks, err = ResolveKey(mapEnv(map[string]string{EnvCredentialsDir: filepath.Dir(missing)}), missing, privateDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	newStore := filepath.Join(t.TempDir(), FileName)
+	newStore := filepath.Join(privateDir(t), FileName)
 	if _, err := Open(newStore, ks, Options{}); err == nil {
 		t.Fatal("opened a new store with a missing systemd credential")
 	}

@@ -57,13 +57,7 @@ func TestRoundTripEveryField(t *testing.T) {
 }
 
 func TestFilePermissions(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "data")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := filepath.Join(privateDir(t), "data") // new: Open makes it
 	path := filepath.Join(dir, FileName)
 	s := openStore(t, path, keySource(t, newKey(t)))
 	_ = s.Close()
@@ -76,7 +70,7 @@ func TestFilePermissions(t *testing.T) {
 			t.Errorf("%s: mode %04o, want %04o", p, fi.Mode().Perm(), want)
 		}
 	}
-	// An existing file open to others is tightened.
+	// An existing file open to others is tightened (through its descriptor, never by name).
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +203,7 @@ func TestTruncatedFile(t *testing.T) {
 	_ = db.Close()
 	for _, size := range []int{used / 2, used - 4096, used - 1, 4096 + 100, 100} {
 		t.Run(strconv.Itoa(size), func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), FileName)
+			p := filepath.Join(privateDir(t), FileName)
 			if err := os.WriteFile(p, full[:size], 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -373,7 +367,7 @@ func TestSwappedAndReplayedRecords(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), FileName)
+			p := filepath.Join(privateDir(t), FileName)
 			src, _ := os.ReadFile(path)
 			if err := os.WriteFile(p, src, 0o600); err != nil {
 				t.Fatal(err)
@@ -606,7 +600,7 @@ func TestSecondProcessGetsErrInUse(t *testing.T) {
 }
 
 func TestAddReturnsWhatGetReturns(t *testing.T) {
-	dataDir := t.TempDir()
+	dataDir := privateDir(t)
 	s := openStore(t, dataDir, keySource(t, newKey(t))) // a directory is taken as the data dir
 	if s.Path() != DefaultPath(dataDir) {
 		t.Fatalf("Path %q, want %q", s.Path(), DefaultPath(dataDir))
