@@ -201,3 +201,38 @@ func TestSystemdCredentialsDirectory(t *testing.T) {
 		t.Fatal("created the systemd credential")
 	}
 }
+
+// A passphrase store opened without the passphrase says to set it, not that a (default, missing) key file failed.
+func TestPassphraseStoreWithoutPassphraseNamesNoKeyFile(t *testing.T) {
+	dir := privateDir(t)
+	path := filepath.Join(dir, FileName)
+	s := openStore(t, path, Passphrase("correct horse", Argon2Params{Time: 1, MemoryKiB: 8, Threads: 1}))
+	_ = s.Close()
+	keyPath := filepath.Join(dir, DefaultKeyFile) // what ResolveKey picks with nothing in the environment
+	_, err := Open(path, KeyFile(keyPath), Options{})
+	if !errors.Is(err, ErrWrongKey) || !strings.Contains(err.Error(), EnvPassphrase) {
+		t.Fatalf("Open without the passphrase: %v, want ErrWrongKey saying to set %s", err, EnvPassphrase)
+	}
+	if strings.Contains(err.Error(), "master key from key file") {
+		t.Fatalf("the error blames a key file that does not exist: %v", err)
+	}
+	if _, serr := os.Stat(keyPath); !os.IsNotExist(serr) {
+		t.Fatal("a key file was created for an existing store")
+	}
+}
+
+// A key file of raw bytes of the wrong length is described as such, not as "not base64".
+func TestShortRawKeyFile(t *testing.T) {
+	dir := privateDir(t)
+	keyPath := filepath.Join(dir, "master.key")
+	if err := os.WriteFile(keyPath, bytes.Repeat([]byte{0x9f}, 16), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(filepath.Join(dir, FileName), KeyFile(keyPath), Options{})
+	if err == nil || strings.Contains(err.Error(), "base64") && !strings.Contains(err.Error(), "16 bytes") {
+		t.Fatalf("16-byte key file: %v", err)
+	}
+	if !strings.Contains(err.Error(), "16 bytes of binary data") || !strings.Contains(err.Error(), "32 raw bytes") {
+		t.Fatalf("16-byte key file: %v, want it to say it holds 16 bytes where 32 are needed", err)
+	}
+}

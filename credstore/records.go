@@ -94,6 +94,12 @@ func (s *Store) write(tx *bolt.Tx, oldKey []byte, r Record, all []entry) error {
 		if e.rec.Port == r.Port {
 			return newErr(ErrPortTaken, nil, fmt.Sprintf("port %d is taken by printer %q: choose another port", r.Port, e.rec.Name))
 		}
+		if r.ConnectionID != "" && e.rec.ConnectionID == r.ConnectionID {
+			// Two records of one App Connection would be two ports with the same credentials, and removing one
+			// would leave the other working after the user thinks it is gone.
+			return newErr(ErrDuplicate, nil, fmt.Sprintf("this App Connection (%s) is stored already as printer %q (port %d): "+
+				"use that printer, or remove it first with `oeproxy remove %s`", r.ConnectionID, e.rec.Name, e.rec.Port, e.rec.Name))
+		}
 	}
 	bkey, value, err := s.dk.sealRecord(r)
 	if err != nil {

@@ -178,8 +178,7 @@ func create(path string, keys KeySource, opts Options) (made *Store, err error) 
 		if s.keyFileCreated != "" {
 			_ = os.Remove(s.keyFileCreated) // it protects nothing
 		}
-		return nil, fmt.Errorf("creating the store %s: %w (nothing was left behind; free some space or fix the "+
-			"directory and try again)", path, err)
+		return nil, fmt.Errorf("creating the store %s: %w (nothing was left behind)", path, err)
 	}
 	return s, nil
 }
@@ -430,8 +429,10 @@ func (s *Store) unlock() error {
 	var kind errKind
 	switch {
 	case errors.As(err, &kind):
-		return newErr(ErrWrongKey, err, fmt.Sprintf("the master key from %s does not open %s: %v. The file was not changed",
-			s.keys, s.path, err))
+		// Name only the kind of key the store needs: the source tried (often the default key file, which need not
+		// exist) is beside the point.
+		return newErr(ErrWrongKey, err, fmt.Sprintf("%s cannot be opened with %s: %v. The file was not changed",
+			s.path, s.keys, err))
 	case errors.Is(err, errBadParams):
 		return corruptErr(s.path, err)
 	case errors.Is(err, fs.ErrNotExist):

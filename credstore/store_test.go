@@ -624,3 +624,29 @@ func TestAddReturnsWhatGetReturns(t *testing.T) {
 		t.Fatalf("CreatedAt %v (want %v), port %d", got.CreatedAt, r.CreatedAt, got.Port)
 	}
 }
+
+// One App Connection is stored once: a second copy under another name or port is refused, naming the first.
+func TestAddRefusesASecondCopyOfAnAppConnection(t *testing.T) {
+	s := openStore(t, dbPath(t), keySource(t, newKey(t)))
+	r := sampleRecord(t, "mk4", 5001)
+	if err := s.Put(r); err != nil {
+		t.Fatal(err)
+	}
+	dup := r
+	dup.Name, dup.Port = "mk4-again", 5002
+	err := s.Put(dup)
+	if !errors.Is(err, ErrDuplicate) || !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), `"mk4"`) {
+		t.Fatalf("second copy: %v, want ErrDuplicate naming \"mk4\"", err)
+	}
+	dup.Name, dup.Port = "", 0
+	if _, err := s.Add(dup); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("second copy with a generated name: %v, want ErrDuplicate", err)
+	}
+	if recs, _ := s.List(); len(recs) != 1 {
+		t.Fatalf("%d records stored, want 1", len(recs))
+	}
+	// Updating the record itself is not a copy.
+	if err := s.Update("mk4", func(r *Record) error { r.Port = 5003; return nil }); err != nil {
+		t.Fatalf("Update of the only copy: %v", err)
+	}
+}
