@@ -54,7 +54,7 @@ type errKind struct{ want string }
 
 func (e errKind) Error() string {
 	if e.want == kindArgon2id {
-		return "it is protected by a passphrase, not a key file: set " + EnvPassphrase + " to that passphrase"
+		return "it is protected by a passphrase, not a master key: set " + EnvPassphrase + " to that passphrase"
 	}
 	return "it is protected by a 32-byte master key, not a passphrase: unset " + EnvPassphrase + " and set " + EnvMasterKey +
 		", or point store.key_file at its key file"

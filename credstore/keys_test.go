@@ -213,7 +213,7 @@ func TestPassphraseStoreWithoutPassphraseNamesNoKeyFile(t *testing.T) {
 	if !errors.Is(err, ErrWrongKey) || !strings.Contains(err.Error(), EnvPassphrase) {
 		t.Fatalf("Open without the passphrase: %v, want ErrWrongKey saying to set %s", err, EnvPassphrase)
 	}
-	if strings.Contains(err.Error(), "master key from key file") {
+	if strings.Contains(err.Error(), keyPath) {
 		t.Fatalf("the error blames a key file that does not exist: %v", err)
 	}
 	if _, serr := os.Stat(keyPath); !os.IsNotExist(serr) {

@@ -431,8 +431,7 @@ func (s *Store) unlock() error {
 	case errors.As(err, &kind):
 		// Name only the kind of key the store needs: the source tried (often the default key file, which need not
 		// exist) is beside the point.
-		return newErr(ErrWrongKey, err, fmt.Sprintf("%s cannot be opened with %s: %v. The file was not changed",
-			s.path, s.keys, err))
+		return newErr(ErrWrongKey, err, fmt.Sprintf("%s cannot be opened: %v. The file was not changed", s.path, err))
 	case errors.Is(err, errBadParams):
 		return corruptErr(s.path, err)
 	case errors.Is(err, fs.ErrNotExist):
