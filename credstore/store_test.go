@@ -650,3 +650,56 @@ func TestAddRefusesASecondCopyOfAnAppConnection(t *testing.T) {
 		t.Fatalf("Update of the only copy: %v", err)
 	}
 }
+
+// One record that does not authenticate hides none of the others: Scan returns them and names the damaged one
+// by a stand-in that Get explains and Delete removes.
+func TestScanServesGoodRecordsBesideADamagedOne(t *testing.T) {
+	path := dbPath(t)
+	key := newKey(t)
+	s := openStore(t, path, keySource(t, key))
+	for i, name := range []string{"alpha", "beta", "gamma"} {
+		if err := s.Put(sampleRecord(t, name, 5001+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var bkey []byte
+	s.view(func(tx *bolt.Tx) error { bkey = s.dk.bucketKey("beta"); return nil })
+	_ = s.Close()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRecords)
+		v := bytes.Clone(b.Get(bkey))
+		v[len(v)/2] ^= 0x01
+		return b.Put(bkey, v)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+
+	s = openStore(t, path, keySource(t, key))
+	good, bad, err := s.Scan()
+	if err != nil {
+		t.Fatalf("Scan: %v", err)
+	}
+	if len(good) != 2 || good[0].Name != "alpha" || good[1].Name != "gamma" {
+		t.Fatalf("Scan good: %v", good)
+	}
+	if len(bad) != 1 || !strings.HasPrefix(bad[0].Name, "damaged-") || !strings.Contains(bad[0].Error(), "oeproxy remove "+bad[0].Name) {
+		t.Fatalf("Scan damaged: %+v", bad)
+	}
+	if _, err := s.List(); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), bad[0].Name) {
+		t.Fatalf("List: %v, want ErrCorrupt naming %s", err, bad[0].Name)
+	}
+	if _, err := s.Get(bad[0].Name); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Get of the stand-in: %v, want ErrCorrupt", err)
+	}
+	if err := s.Delete(bad[0].Name); err != nil {
+		t.Fatalf("Delete of the stand-in: %v", err)
+	}
+	if recs, err := s.List(); err != nil || len(recs) != 2 {
+		t.Fatalf("List after removing the damaged record: %v %v", recs, err)
+	}
+}
