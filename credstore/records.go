@@ -30,7 +30,9 @@ type Damaged struct {
 // damagedPrefix starts the stand-in name of a damaged record.
 const damagedPrefix = "damaged-"
 
-func damagedName(bkey []byte) string { return damagedPrefix + hex.EncodeToString(bkey[:min(len(bkey), 6)]) }
+func damagedName(bkey []byte) string {
+	return damagedPrefix + hex.EncodeToString(bkey[:min(len(bkey), 6)])
+}
 
 // Fix says how to get rid of the damaged record.
 func (d Damaged) Fix() string {
