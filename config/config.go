@@ -72,9 +72,12 @@ type TLS struct {
 	CAFile string `mapstructure:"ca_file"`
 }
 
-// Store configures the credential store's master key file.
+// Store configures the credential store's master key file and where it may be.
 type Store struct {
 	KeyFile string `mapstructure:"key_file"`
+	// AllowSymlinks lets data_dir and the store file be symbolic links anywhere. Without it a store file that
+	// is a link is refused, and so is a data_dir link that someone other than its user or root could have made.
+	AllowSymlinks bool `mapstructure:"allow_symlinks"`
 }
 
 // WebSocket configures the WebSocket relay.
@@ -122,6 +125,7 @@ var defaults = map[string]any{
 	"octoeverywhere.max_connections": 128,
 	"tls.ca_file":                    "",
 	"store.key_file":                 "",
+	"store.allow_symlinks":           false,
 	"shutdown_grace":                 "30s",
 	"websocket.ping_interval":        "30s",
 	"websocket.max_message_bytes":    int64(64 << 20),
@@ -158,6 +162,10 @@ var FlagKeys = map[string]string{
 // SystemConfigFile is read when no --config is given and no per-user file exists.
 var SystemConfigFile = "/etc/oeproxy/config.yaml"
 
+// SystemDataDir is the data directory of the system service (contrib/systemd). Commands that find no store in
+// a default data dir point there when it exists.
+var SystemDataDir = "/var/lib/oeproxy"
+
 // envNotKeys are OEPROXY_ variables that are not config keys.
 var envNotKeys = map[string]bool{
 	"OEPROXY_MASTER_KEY": true, "OEPROXY_PASSPHRASE": true, // credstore key sources
@@ -185,6 +193,8 @@ type Loaded struct {
 	Config
 	// File is the config file that was read, or "" when none.
 	File string
+	// DataDirDefault is true when data_dir was derived (XDG_DATA_HOME or HOME), not set by the user.
+	DataDirDefault bool
 }
 
 // Load reads the configuration with precedence flag > env > file > default, then validates it. The error lists
@@ -279,12 +289,13 @@ func Load(o LoadOptions) (*Loaded, error) {
 	if err := d.Decode(v.AllSettings()); err != nil {
 		problems = append(problems, fmt.Sprintf("decode: %v", err))
 	}
-	resolve(&c, getenv, home)
+	defaulted := c.DataDir == ""
+	problems = append(problems, resolve(&c, getenv, home)...)
 	problems = append(problems, c.problems()...)
 	if len(problems) > 0 {
 		return nil, &ValidationError{File: file, Problems: problems}
 	}
-	return &Loaded{Config: c, File: file}, nil
+	return &Loaded{Config: c, File: file, DataDirDefault: defaulted}, nil
 }
 
 // splitList reads a list from one environment variable: comma- or space-separated.
@@ -322,14 +333,26 @@ func findFile(explicit string, getenv func(string) string, home string) (string,
 	return "", nil
 }
 
-// resolve fills the derived defaults.
-func resolve(c *Config, getenv func(string) string, home string) {
+// resolve fills the derived defaults. A default data_dir is never relative: it would put the store wherever the
+// command happens to run (HOME unset under some service managers and cron), so each command would find another.
+func resolve(c *Config, getenv func(string) string, home string) (problems []string) {
 	if c.DataDir == "" {
+		// XDG: a relative XDG_DATA_HOME is invalid and ignored.
 		xdg := getenv("XDG_DATA_HOME")
-		if xdg == "" {
+		if !filepath.IsAbs(xdg) {
+			xdg = ""
+		}
+		if xdg == "" && filepath.IsAbs(home) {
 			xdg = filepath.Join(home, ".local", "share")
 		}
-		c.DataDir = filepath.Join(xdg, "oeproxy")
+		if xdg == "" {
+			problems = append(problems, fmt.Sprintf("data_dir: no default: HOME is %s and XDG_DATA_HOME is not an absolute "+
+				"path; set data_dir (--data-dir or %s) to an absolute directory, e.g. %s for the system service",
+				quote(home), EnvName("data_dir"), SystemDataDir))
+			c.DataDir = "" // leave it unset: nothing may use a relative guess
+		} else {
+			c.DataDir = filepath.Join(xdg, "oeproxy")
+		}
 	}
 	if c.Store.KeyFile == "" {
 		if cd := getenv("CREDENTIALS_DIRECTORY"); cd != "" {
@@ -337,7 +360,7 @@ func resolve(c *Config, getenv func(string) string, home string) {
 				c.Store.KeyFile = filepath.Join(cd, "oeproxy-master-key")
 			}
 		}
-		if c.Store.KeyFile == "" {
+		if c.Store.KeyFile == "" && c.DataDir != "" {
 			c.Store.KeyFile = filepath.Join(c.DataDir, "master.key")
 		}
 	}
@@ -347,6 +370,7 @@ func resolve(c *Config, getenv func(string) string, home string) {
 	c.Log.Level = strings.ToLower(c.Log.Level)
 	c.OctoEverywhere.Auth = strings.ToLower(c.OctoEverywhere.Auth)
 	c.OctoEverywhere.RelayDomain = strings.ToLower(strings.TrimSuffix(c.OctoEverywhere.RelayDomain, "."))
+	return problems
 }
 
 // ValidationError lists every problem found in the configuration.

@@ -157,7 +157,7 @@ func TestEveryKeyFromEnv(t *testing.T) {
 		"octoeverywhere.portal_url": "https://p.example/appportal/v1/", "octoeverywhere.api_url": "https://p.example",
 		"octoeverywhere.relay_domain": "p.example", "octoeverywhere.connect_to": "127.0.0.1:2",
 		"octoeverywhere.auth": "bearer", "octoeverywhere.app_logo_url": "https://p.example/logo.png",
-		"octoeverywhere.max_connections": "16", "tls.ca_file": "/ca.pem", "store.key_file": "/k", "shutdown_grace": "5s", "websocket.ping_interval": "2s",
+		"octoeverywhere.max_connections": "16", "tls.ca_file": "/ca.pem", "store.key_file": "/k", "store.allow_symlinks": "true", "shutdown_grace": "5s", "websocket.ping_interval": "2s",
 		"websocket.max_message_bytes": "2048", "route": "relay", "webcam.share_streams": "false",
 		"webcam.continue_streams": "false", "webcam.linger": "7s", "log.level": "warn", "log.format": "json",
 	}
@@ -190,7 +190,8 @@ func TestEveryKeyFromEnv(t *testing.T) {
 		}
 	}
 	if c.Listen.PortBase != 7001 || !c.Listen.AllowNonLoopback || c.WebSocket.MaxMessageBytes != 2048 ||
-		len(c.Listen.AllowedHosts) != 1 || c.Webcam.ShareStreams || c.Webcam.ContinueStreams || c.Webcam.Linger != 7*time.Second {
+		len(c.Listen.AllowedHosts) != 1 || c.Webcam.ShareStreams || c.Webcam.ContinueStreams || c.Webcam.Linger != 7*time.Second ||
+		!c.Store.AllowSymlinks {
 		t.Errorf("typed env values: %+v", c)
 	}
 }
@@ -308,4 +309,27 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("invalid config accepted: %+v", l.Config)
 		}
 	})
+}
+
+// A default data_dir is never relative: with HOME unset (some service managers, cron) the store would land in
+// whatever directory the command ran from, and each command would find another one.
+func TestNoRelativeDefaultDataDir(t *testing.T) {
+	t.Setenv("HOME", "")
+	for _, e := range []map[string]string{{}, {"XDG_DATA_HOME": "rel/share"}} {
+		e["XDG_CONFIG_HOME"] = t.TempDir()
+		lookup, environ := env(e)
+		_, err := Load(LoadOptions{File: os.DevNull, LookupEnv: lookup, Environ: environ})
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "data_dir: no default") {
+			t.Fatalf("env %v without HOME: %v, want a data_dir problem", e, err)
+		}
+	}
+	lookup, environ := env(map[string]string{"XDG_CONFIG_HOME": t.TempDir(), "XDG_DATA_HOME": "/srv/share"})
+	l, err := Load(LoadOptions{File: os.DevNull, LookupEnv: lookup, Environ: environ})
+	if err != nil || l.DataDir != "/srv/share/oeproxy" || !l.DataDirDefault {
+		t.Fatalf("absolute XDG_DATA_HOME without HOME: %+v %v", l, err)
+	}
+	lookup, environ = env(map[string]string{"XDG_CONFIG_HOME": t.TempDir(), "OEPROXY_DATA_DIR": "/srv/x"})
+	if l, err = Load(LoadOptions{File: os.DevNull, LookupEnv: lookup, Environ: environ}); err != nil || l.DataDirDefault {
+		t.Fatalf("data_dir set: %+v %v", l, err)
+	}
 }

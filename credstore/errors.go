@@ -24,6 +24,13 @@ var (
 	ErrInvalid = errors.New("invalid printer record")
 	// ErrNoKey: the key source has no key for an existing store (a key file is missing).
 	ErrNoKey = errors.New("master key not found")
+	// ErrNoStore: Open with Options.NoCreate found no store (nothing was created).
+	ErrNoStore = errors.New("no store")
+	// ErrUnsafe: the data directory or the store's path could let another user read or replace the store (open
+	// to others, owned by someone else, a planted symbolic link). Nothing was changed.
+	ErrUnsafe = errors.New("the store's location is not safe")
+	// ErrDuplicate: the App Connection is stored already, under another name.
+	ErrDuplicate = errors.New("App Connection stored already")
 )
 
 // storeError carries a user-facing message and the sentinel it matches.
@@ -35,7 +42,7 @@ type storeError struct {
 
 func (e *storeError) Error() string { return e.msg }
 func (e *storeError) Is(target error) bool {
-	return target == e.kind || target == ErrExists && (e.kind == ErrNameTaken || e.kind == ErrPortTaken)
+	return target == e.kind || target == ErrExists && (e.kind == ErrNameTaken || e.kind == ErrPortTaken || e.kind == ErrDuplicate)
 }
 func (e *storeError) Unwrap() error { return e.cause }
 

@@ -33,6 +33,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		plain, bytes.TrimRight(plain, " "), []byte(`{"n":"x","port":1,"route":"lan"}`),
 		[]byte(`{"n":"x","port":0}`), []byte(`{"n":"x","port":1,"route":"relay"} {}`), []byte(`null`),
 		[]byte(`{"n":"x","port":1,"route":"relay","we":[1e400]}`), []byte(`{"ct":"not a time"}`),
+		[]byte(`{"n":"x","port":1,"route":"relay","we":[]}`),
 	} {
 		f.Add(seed)
 	}
@@ -54,10 +55,20 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("a sealed record does not open: %v", err)
 		}
 		type plain Record
+		back, rec = normalised(back), normalised(rec)
 		if !reflect.DeepEqual(plain(back), plain(rec)) && !timesOnlyDiffer(back, rec) {
 			t.Fatalf("round trip changed the record:\n%+v\n%+v", plain(back), plain(rec))
 		}
 	})
+}
+
+// normalised is r with what JSON cannot tell apart made equal: an empty list of webhook events is omitted on
+// disk and comes back as none.
+func normalised(r Record) Record {
+	if len(r.WebhookEvents) == 0 {
+		r.WebhookEvents = nil
+	}
+	return r
 }
 
 // timesOnlyDiffer allows what JSON does to times (a zone name becomes an offset) while the instants agree.

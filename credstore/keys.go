@@ -54,9 +54,10 @@ type errKind struct{ want string }
 
 func (e errKind) Error() string {
 	if e.want == kindArgon2id {
-		return "this store is protected by a passphrase: set " + EnvPassphrase
+		return "it is protected by a passphrase, not a master key: set " + EnvPassphrase + " to that passphrase"
 	}
-	return "this store is protected by a 32-byte master key: set " + EnvMasterKey + " or point store.key_file at its key file"
+	return "it is protected by a 32-byte master key, not a passphrase: unset " + EnvPassphrase + " and set " + EnvMasterKey +
+		", or point store.key_file at its key file"
 }
 
 // Argon2Params are the argon2id costs used when a passphrase store is created or rotated. Opening a store uses
@@ -273,11 +274,25 @@ func readKeyFile(path string) ([]byte, error) {
 	if len(b) == keySize {
 		return b, nil
 	}
+	if !isText(b) {
+		return nil, fmt.Errorf("key file %s holds %d bytes of binary data, but a master key is exactly %d raw bytes (or "+
+			"their base64 text): it is not this store's key, or it was cut short; restore it from your backup", path, len(b), keySize)
+	}
 	k, err := parseKeyText(string(b))
 	if err != nil {
 		return nil, fmt.Errorf("key file %s must hold %d raw bytes or their base64, but it %v", path, keySize, err)
 	}
 	return k, nil
+}
+
+// isText reports whether b looks like base64 text (printable ASCII and line ends), not raw key bytes.
+func isText(b []byte) bool {
+	for _, c := range b {
+		if (c < ' ' || c > '~') && c != '\n' && c != '\r' && c != '\t' {
+			return false
+		}
+	}
+	return true
 }
 
 // writeKeyFile writes key to path with mode 0600 and makes it durable (file and directory fsync). exclusive

@@ -15,7 +15,7 @@ func mapEnv(m map[string]string) func(string) string {
 }
 
 func TestKeyFileCreatedOnFirstUseOnly(t *testing.T) {
-	dataDir := filepath.Join(t.TempDir(), "data")
+	dataDir := filepath.Join(privateDir(t), "data")
 	ks, err := ResolveKey(mapEnv(nil), "", dataDir)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +59,7 @@ func TestKeyFileCreatedOnFirstUseOnly(t *testing.T) {
 }
 
 func TestKeyFilePermissionsRefused(t *testing.T) {
-	dir := t.TempDir()
+	dir := privateDir(t)
 	keyPath := filepath.Join(dir, "master.key")
 	s := openStore(t, filepath.Join(dir, FileName), KeyFile(keyPath))
 	_ = s.Close()
@@ -80,7 +80,7 @@ func TestKeyFilePermissionsRefused(t *testing.T) {
 }
 
 func TestKeyFileAsBase64Text(t *testing.T) {
-	dir := t.TempDir()
+	dir := privateDir(t)
 	key := newKey(t)
 	s := openStore(t, filepath.Join(dir, FileName), keySource(t, key))
 	_ = s.Close()
@@ -116,7 +116,7 @@ func TestEnvKeyPrecedence(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dataDir := filepath.Join(t.TempDir(), "data")
+			dataDir := filepath.Join(privateDir(t), "data")
 			ks, err := ResolveKey(mapEnv(c.env), "", dataDir)
 			if err != nil {
 				t.Fatal(err)
@@ -142,7 +142,7 @@ func TestEnvKeyPrecedence(t *testing.T) {
 
 func TestBadEnvMasterKey(t *testing.T) {
 	for _, v := range []string{"not base64 at all!", base64.StdEncoding.EncodeToString([]byte("short-secret-value"))} {
-		_, err := ResolveKey(mapEnv(map[string]string{EnvMasterKey: v, EnvPassphrase: "pw"}), "", t.TempDir())
+		_, err := ResolveKey(mapEnv(map[string]string{EnvMasterKey: v, EnvPassphrase: "pw"}), "", privateDir(t))
 		if err == nil || !strings.Contains(err.Error(), EnvMasterKey) {
 			t.Fatalf("bad %s: %v", EnvMasterKey, err)
 		}
@@ -153,7 +153,7 @@ func TestBadEnvMasterKey(t *testing.T) {
 }
 
 func TestSystemdCredentialsDirectory(t *testing.T) {
-	credDir, dataDir := t.TempDir(), filepath.Join(t.TempDir(), "data")
+	credDir, dataDir := privateDir(t), filepath.Join(privateDir(t), "data")
 	key := newKey(t)
 	cred := filepath.Join(credDir, CredentialName)
 	env := mapEnv(map[string]string{EnvCredentialsDir: credDir})
@@ -185,12 +185,12 @@ func TestSystemdCredentialsDirectory(t *testing.T) {
 	expectOpen(t, DefaultPath(dataDir), keySource(t, key), []Record{})
 
 	// A credential is never created by oeproxy: a missing one for a new store is an error.
-	missing := filepath.Join(t.TempDir(), CredentialName)
-	ks, err = ResolveKey(mapEnv(map[string]string{EnvCredentialsDir: filepath.Dir(missing)}), missing, t.TempDir())
+	missing := filepath.Join(privateDir(t), CredentialName)
+	ks, err = ResolveKey(mapEnv(map[string]string{EnvCredentialsDir: filepath.Dir(missing)}), missing, privateDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	newStore := filepath.Join(t.TempDir(), FileName)
+	newStore := filepath.Join(privateDir(t), FileName)
 	if _, err := Open(newStore, ks, Options{}); err == nil {
 		t.Fatal("opened a new store with a missing systemd credential")
 	}
@@ -199,5 +199,40 @@ func TestSystemdCredentialsDirectory(t *testing.T) {
 	}
 	if _, err := os.Stat(missing); !os.IsNotExist(err) {
 		t.Fatal("created the systemd credential")
+	}
+}
+
+// A passphrase store opened without the passphrase says to set it, not that a (default, missing) key file failed.
+func TestPassphraseStoreWithoutPassphraseNamesNoKeyFile(t *testing.T) {
+	dir := privateDir(t)
+	path := filepath.Join(dir, FileName)
+	s := openStore(t, path, Passphrase("correct horse", Argon2Params{Time: 1, MemoryKiB: 8, Threads: 1}))
+	_ = s.Close()
+	keyPath := filepath.Join(dir, DefaultKeyFile) // what ResolveKey picks with nothing in the environment
+	_, err := Open(path, KeyFile(keyPath), Options{})
+	if !errors.Is(err, ErrWrongKey) || !strings.Contains(err.Error(), EnvPassphrase) {
+		t.Fatalf("Open without the passphrase: %v, want ErrWrongKey saying to set %s", err, EnvPassphrase)
+	}
+	if strings.Contains(err.Error(), keyPath) {
+		t.Fatalf("the error blames a key file that does not exist: %v", err)
+	}
+	if _, serr := os.Stat(keyPath); !os.IsNotExist(serr) {
+		t.Fatal("a key file was created for an existing store")
+	}
+}
+
+// A key file of raw bytes of the wrong length is described as such, not as "not base64".
+func TestShortRawKeyFile(t *testing.T) {
+	dir := privateDir(t)
+	keyPath := filepath.Join(dir, "master.key")
+	if err := os.WriteFile(keyPath, bytes.Repeat([]byte{0x9f}, 16), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(filepath.Join(dir, FileName), KeyFile(keyPath), Options{})
+	if err == nil || strings.Contains(err.Error(), "base64") && !strings.Contains(err.Error(), "16 bytes") {
+		t.Fatalf("16-byte key file: %v", err)
+	}
+	if !strings.Contains(err.Error(), "16 bytes of binary data") || !strings.Contains(err.Error(), "32 raw bytes") {
+		t.Fatalf("16-byte key file: %v, want it to say it holds 16 bytes where 32 are needed", err)
 	}
 }

@@ -130,4 +130,15 @@ func fileSum(t testing.TB, path string) [32]byte {
 	return sha256.Sum256(b)
 }
 
-func dbPath(t testing.TB) string { return filepath.Join(t.TempDir(), "data", FileName) }
+// privateDir is a new directory only its owner can use, as Open requires of a data directory (t.TempDir's
+// directories follow the umask, usually 0755).
+func privateDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func dbPath(t testing.TB) string { return filepath.Join(privateDir(t), "data", FileName) }

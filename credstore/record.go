@@ -60,6 +60,14 @@ type PublicRecord struct {
 	PrinterID          string     `json:"printer_id"`
 	HasOctoPrintAPIKey bool       `json:"has_octoprint_api_key"`
 	WebhookSetAt       *time.Time `json:"webhook_set_at"` // null when no webhook was set
+	// Damaged is set, with what to do, for a stored record that cannot be read (Name is its stand-in, Port 0);
+	// absent otherwise.
+	Damaged string `json:"damaged,omitempty"`
+}
+
+// Public is the listing entry of a damaged record.
+func (d Damaged) Public() PublicRecord {
+	return PublicRecord{Name: d.Name, Route: "", Damaged: d.Error()}
 }
 
 // Public returns the view of r that may be shown, with local_url on 127.0.0.1.

@@ -118,7 +118,7 @@ func TestRotateKeyCrashAtEveryStep(t *testing.T) {
 				name = "no crash"
 			}
 			t.Run(c.name+"/"+name, func(t *testing.T) {
-				dir := t.TempDir()
+				dir := privateDir(t)
 				path := filepath.Join(dir, FileName)
 				s, err := Open(path, c.from(dir), Options{})
 				if err != nil {
@@ -187,7 +187,7 @@ func TestRotateKeyCrashAtEveryStep(t *testing.T) {
 }
 
 func TestRotateKeyRefusals(t *testing.T) {
-	dir := t.TempDir()
+	dir := privateDir(t)
 	path := filepath.Join(dir, FileName)
 	key := newKey(t)
 	s := openStore(t, path, keySource(t, key))
@@ -201,7 +201,7 @@ func TestRotateKeyRefusals(t *testing.T) {
 	if err := s.RotateKey(KeyFile(other)); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("rotation onto an existing key file: %v", err)
 	}
-	credDir := t.TempDir()
+	credDir := privateDir(t)
 	cred := filepath.Join(credDir, CredentialName)
 	ks, err := ResolveKey(mapEnv(map[string]string{EnvCredentialsDir: credDir}), cred, dir)
 	if err != nil {

@@ -34,6 +34,13 @@ type Options struct {
 	PortBase int
 	// Now stamps CreatedAt when a record has none. Default time.Now.
 	Now func() time.Time
+	// NoCreate makes Open of a missing store fail with ErrNoStore, creating nothing (no directory, file or key):
+	// for commands that only read.
+	NoCreate bool
+	// AllowSymlinks lets the data directory and the store file be symbolic links wherever they are (config
+	// store.allow_symlinks). Without it a store file that is a link is refused, and so is a data directory that
+	// is a link someone other than this user or root could have made.
+	AllowSymlinks bool
 }
 
 // Store is the open, unlocked-for-others store. Its methods are safe for concurrent use.
@@ -47,6 +54,7 @@ type Store struct {
 	dk   *dataKeys
 
 	keyFileCreated string
+	pidErr         error
 	closeOnce      sync.Once
 	closeErr       error
 
@@ -68,16 +76,21 @@ var (
 // formatVersion is the layout of the meta bucket.
 const formatVersion = 1
 
-// Open opens (creating when missing) the store at path, normally DefaultPath(dataDir) (a path that is a
-// directory is taken as the data dir), with the master key from keys. It makes the directory 0700 and the file
-// 0600, takes the store's lock (ErrInUse after Options.LockTimeout), and checks the key (ErrWrongKey, ErrNoKey)
-// and the file (ErrCorrupt). A failed Open does not change the file (a file it had to create, it removes).
+// Open opens the store at path, normally DefaultPath(dataDir) (a directory not named FileName is taken as the
+// data dir), with the master key from keys. Only a missing
+// file becomes a new store (unless Options.NoCreate): it is built under a temporary name and linked into
+// place whole, so a failure (a full disk) leaves nothing behind. An empty file, a directory or anything else at
+// path that is not a valid store is ErrCorrupt and is left alone. The data directory must belong to this user
+// and be closed to others (ErrUnsafe; a new one is made 0700, an existing one is never changed), and neither it
+// nor the file may be a planted symbolic link (see Options.AllowSymlinks). Open takes the store's lock
+// (ErrInUse after Options.LockTimeout) and checks the key (ErrWrongKey, ErrNoKey) and the file (ErrCorrupt).
+// A failed Open does not change the file.
 func Open(path string, keys KeySource, opts Options) (*Store, error) {
 	if keys == nil {
 		return nil, errors.New("credstore.Open: no key source")
 	}
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		path = DefaultPath(path)
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() && filepath.Base(path) != FileName {
+		path = DefaultPath(path) // a data directory; a directory named like the store is a damaged store
 	}
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = time.Second
@@ -88,53 +101,118 @@ func Open(path string, keys KeySource, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if err := ensurePerm(filepath.Dir(path), 0o700, true); err != nil {
+	if err := checkDataDir(filepath.Dir(path), !opts.NoCreate, opts.AllowSymlinks); err != nil {
 		return nil, err
 	}
-	if err := ensurePerm(path, 0o600, false); err != nil {
+	exists, err := checkStoreFile(path, opts.AllowSymlinks)
+	if err != nil {
 		return nil, err
 	}
-	_, statErr := os.Stat(path)
-	db, err := openBolt(path, opts.LockTimeout)
+	var made *Store
+	if !exists {
+		if opts.NoCreate {
+			return nil, noStoreErr(path)
+		}
+		if made, err = create(path, keys, opts); err != nil {
+			return nil, err
+		}
+	}
+	db, err := openBolt(path, opts)
 	if err != nil {
 		return nil, err
 	}
 	s := &Store{path: path, db: db, opts: opts, keys: keys}
-	if err := s.unlock(); err != nil {
+	if made != nil {
+		// This process just made the file under these keys: no need to derive them again.
+		s.dk, s.keyFileCreated = made.dk, made.keyFileCreated
+	} else if err := s.unlock(); err != nil {
 		_ = db.Close()
-		if errors.Is(statErr, fs.ErrNotExist) { // bbolt made the file just now: leave nothing behind
-			_ = os.Remove(path)
-		}
 		return nil, err
 	}
-	if err := writePid(s.pidPath()); err != nil {
-		_ = db.Close()
-		return nil, err
+	// The pid file only improves the "in use" message: failing to write it (a full disk) must not stop oeproxy.
+	s.pidErr = writePid(s.pidPath())
+	return s, nil
+}
+
+// PidFileErr is why the pid file beside the store could not be written, or nil. The store works without it;
+// the caller may warn.
+func (s *Store) PidFileErr() error { return s.pidErr }
+
+// create builds a new store at a temporary name in path's directory and links it to path. It returns the
+// (closed) store it built, for its keys, or nil when another process created path first. On failure nothing
+// is left: not the temporary file, nor a key file made for it.
+func create(path string, keys KeySource, opts Options) (made *Store, err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+FileName+".new-*")
+	if err != nil {
+		return nil, fmt.Errorf("creating the store in %s: %w", dir, err)
+	}
+	tmp := f.Name()
+	_ = f.Close()
+	defer os.Remove(tmp)
+	s := &Store{path: path, opts: opts, keys: keys}
+	s.db, err = boltOpen(tmp, &bolt.Options{Timeout: opts.LockTimeout, OpenFile: openFile(tmp, true, false)})
+	if err == nil {
+		err = s.initialise()
+		if cerr := s.db.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}
+	if err == nil {
+		err = os.Link(tmp, path)
+		if errors.Is(err, fs.ErrExist) {
+			return nil, nil // made by another process in the same instant: Open opens theirs
+		}
+		if err != nil && !errors.Is(err, fs.ErrPermission) {
+			// A file system without hard links: a rename, after a last look (a race here could only replace a
+			// store made in the same instant, which has no printer yet).
+			if _, lerr := os.Lstat(path); errors.Is(lerr, fs.ErrNotExist) {
+				err = os.Rename(tmp, path)
+			}
+		}
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		if s.keyFileCreated != "" {
+			_ = os.Remove(s.keyFileCreated) // it protects nothing
+		}
+		return nil, fmt.Errorf("creating the store %s: %w (nothing was left behind)", path, err)
 	}
 	return s, nil
 }
 
-// ensurePerm creates a directory (mkdir) or tightens an existing path to at most perm.
-func ensurePerm(path string, perm os.FileMode, mkdir bool) error {
-	if mkdir {
-		if err := os.MkdirAll(path, perm); err != nil {
-			return fmt.Errorf("creating the data directory: %w", err)
+// openFile is the file opener handed to bbolt: it does not follow a symbolic link at path (unless followLinks:
+// the user allowed them), refuses what is not a regular file or is empty (unless allowEmpty: a store being
+// made), and restricts a file open to others to 0600 through the open descriptor, never by name.
+func openFile(path string, allowEmpty, followLinks bool) func(string, int, os.FileMode) (*os.File, error) {
+	return func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		if !followLinks {
+			flag |= oNoFollow
 		}
-	}
-	fi, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("checking %s: %w", path, err)
-	}
-	if fi.Mode().Perm()&^perm != 0 {
-		if err := os.Chmod(path, fi.Mode().Perm()&perm); err != nil {
-			return fmt.Errorf("%s is open to group or others (mode %04o) and could not be restricted: %w; run `chmod %o %s`",
-				path, fi.Mode().Perm(), err, perm, path)
+		f, err := os.OpenFile(name, flag, perm)
+		if err != nil {
+			if fi, lerr := os.Lstat(name); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+				return nil, newErr(ErrUnsafe, err, fmt.Sprintf("the store %s became a symbolic link while it was "+
+					"being opened: check who else can write to its directory", path))
+			}
+			return nil, err
 		}
+		fi, err := f.Stat()
+		if err == nil && !fi.Mode().IsRegular() {
+			err = damagedErr(path, "it is not a regular file")
+		} else if err == nil && fi.Size() == 0 && !allowEmpty {
+			err = damagedErr(path, "it is empty (0 bytes)")
+		} else if err == nil && checkPerms && fi.Mode().Perm()&0o077 != 0 {
+			err = f.Chmod(fi.Mode().Perm() & 0o600)
+		}
+		if err != nil {
+			_ = f.Close()
+			return nil, err
+		}
+		return f, nil
 	}
-	return nil
 }
 
 // openBolt opens the bbolt file for writing, after probing it read-only: bbolt trusts the file, and a damaged
@@ -142,28 +220,28 @@ func ensurePerm(path string, perm os.FileMode, mkdir bool) error {
 // bbolt.Open would leave the file mapped, and the mapping keeps the lock, so the probe checks what it can in
 // read-only mode first (the high-water mark against the file size, then bbolt's own consistency check, which
 // recovers its panics) and closes cleanly. Damage found becomes ErrCorrupt; the file is not written.
-func openBolt(path string, timeout time.Duration) (*bolt.DB, error) {
-	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
-		db, err := boltOpen(path, &bolt.Options{Timeout: timeout, ReadOnly: true})
-		if err != nil {
-			return nil, err
-		}
-		err = probe(path, db)
-		if cerr := db.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("closing %s: %w", path, cerr)
-		}
-		if err != nil {
-			return nil, err
-		}
+func openBolt(path string, opts Options) (*bolt.DB, error) {
+	open := openFile(path, false, opts.AllowSymlinks)
+	db, err := boltOpen(path, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: true, OpenFile: open})
+	if err != nil {
+		return nil, err
 	}
-	return boltOpen(path, &bolt.Options{Timeout: timeout})
+	err = probe(path, db)
+	if cerr := db.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("closing %s: %w", path, cerr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return boltOpen(path, &bolt.Options{Timeout: opts.LockTimeout, OpenFile: open})
 }
 
 // boltOpen is bolt.Open with its errors and panics mapped to ErrInUse, ErrCorrupt or a wrapped OS error.
 func boltOpen(path string, opts *bolt.Options) (db *bolt.DB, err error) {
 	var file *os.File
+	openFile := opts.OpenFile
 	opts.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
-		f, err := os.OpenFile(name, flag, perm)
+		f, err := openFile(name, flag, perm)
 		file = f
 		return f, err
 	}
@@ -178,9 +256,12 @@ func boltOpen(path string, opts *bolt.Options) (db *bolt.DB, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	db, err = bolt.Open(path, 0o600, opts)
 	var pathErr *fs.PathError
+	var storeErr *storeError
 	switch {
 	case err == nil:
 		return db, nil
+	case errors.As(err, &storeErr):
+		return nil, err
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, inUseErr(path)
 	case errors.As(err, &pathErr):
@@ -238,15 +319,27 @@ func inUseErr(path string) error {
 // pidPath is the sidecar naming the process that holds the lock (read by inUseErr without the lock).
 func (s *Store) pidPath() string { return s.path + ".pid" }
 
-func writePid(path string) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+func writePid(path string) (err error) {
+	// A temporary name no one can predict, renamed over the pid file: a link planted at a fixed name is never
+	// written through.
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
+	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+	defer func() {
+		if err != nil {
+			_ = os.Remove(f.Name())
+			err = fmt.Errorf("writing %s: %w", path, err)
+		}
+	}()
+	_, err = f.WriteString(strconv.Itoa(os.Getpid()) + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return nil
+	if err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 // meta is the content of the meta bucket.
@@ -336,8 +429,9 @@ func (s *Store) unlock() error {
 	var kind errKind
 	switch {
 	case errors.As(err, &kind):
-		return newErr(ErrWrongKey, err, fmt.Sprintf("the master key from %s does not open %s: %v. The file was not changed",
-			s.keys, s.path, err))
+		// Name only the kind of key the store needs: the source tried (often the default key file, which need not
+		// exist) is beside the point.
+		return newErr(ErrWrongKey, err, fmt.Sprintf("%s cannot be opened: %v. The file was not changed", s.path, err))
 	case errors.Is(err, errBadParams):
 		return corruptErr(s.path, err)
 	case errors.Is(err, fs.ErrNotExist):

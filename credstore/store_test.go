@@ -57,13 +57,7 @@ func TestRoundTripEveryField(t *testing.T) {
 }
 
 func TestFilePermissions(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "data")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := filepath.Join(privateDir(t), "data") // new: Open makes it
 	path := filepath.Join(dir, FileName)
 	s := openStore(t, path, keySource(t, newKey(t)))
 	_ = s.Close()
@@ -76,7 +70,7 @@ func TestFilePermissions(t *testing.T) {
 			t.Errorf("%s: mode %04o, want %04o", p, fi.Mode().Perm(), want)
 		}
 	}
-	// An existing file open to others is tightened.
+	// An existing file open to others is tightened (through its descriptor, never by name).
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +203,7 @@ func TestTruncatedFile(t *testing.T) {
 	_ = db.Close()
 	for _, size := range []int{used / 2, used - 4096, used - 1, 4096 + 100, 100} {
 		t.Run(strconv.Itoa(size), func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), FileName)
+			p := filepath.Join(privateDir(t), FileName)
 			if err := os.WriteFile(p, full[:size], 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -373,7 +367,7 @@ func TestSwappedAndReplayedRecords(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), FileName)
+			p := filepath.Join(privateDir(t), FileName)
 			src, _ := os.ReadFile(path)
 			if err := os.WriteFile(p, src, 0o600); err != nil {
 				t.Fatal(err)
@@ -606,7 +600,7 @@ func TestSecondProcessGetsErrInUse(t *testing.T) {
 }
 
 func TestAddReturnsWhatGetReturns(t *testing.T) {
-	dataDir := t.TempDir()
+	dataDir := privateDir(t)
 	s := openStore(t, dataDir, keySource(t, newKey(t))) // a directory is taken as the data dir
 	if s.Path() != DefaultPath(dataDir) {
 		t.Fatalf("Path %q, want %q", s.Path(), DefaultPath(dataDir))
@@ -628,5 +622,84 @@ func TestAddReturnsWhatGetReturns(t *testing.T) {
 	}
 	if !got.CreatedAt.Equal(r.CreatedAt) || got.Port != 5001 {
 		t.Fatalf("CreatedAt %v (want %v), port %d", got.CreatedAt, r.CreatedAt, got.Port)
+	}
+}
+
+// One App Connection is stored once: a second copy under another name or port is refused, naming the first.
+func TestAddRefusesASecondCopyOfAnAppConnection(t *testing.T) {
+	s := openStore(t, dbPath(t), keySource(t, newKey(t)))
+	r := sampleRecord(t, "mk4", 5001)
+	if err := s.Put(r); err != nil {
+		t.Fatal(err)
+	}
+	dup := r
+	dup.Name, dup.Port = "mk4-again", 5002
+	err := s.Put(dup)
+	if !errors.Is(err, ErrDuplicate) || !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), `"mk4"`) {
+		t.Fatalf("second copy: %v, want ErrDuplicate naming \"mk4\"", err)
+	}
+	dup.Name, dup.Port = "", 0
+	if _, err := s.Add(dup); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("second copy with a generated name: %v, want ErrDuplicate", err)
+	}
+	if recs, _ := s.List(); len(recs) != 1 {
+		t.Fatalf("%d records stored, want 1", len(recs))
+	}
+	// Updating the record itself is not a copy.
+	if err := s.Update("mk4", func(r *Record) error { r.Port = 5003; return nil }); err != nil {
+		t.Fatalf("Update of the only copy: %v", err)
+	}
+}
+
+// One record that does not authenticate hides none of the others: Scan returns them and names the damaged one
+// by a stand-in that Get explains and Delete removes.
+func TestScanServesGoodRecordsBesideADamagedOne(t *testing.T) {
+	path := dbPath(t)
+	key := newKey(t)
+	s := openStore(t, path, keySource(t, key))
+	for i, name := range []string{"alpha", "beta", "gamma"} {
+		if err := s.Put(sampleRecord(t, name, 5001+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var bkey []byte
+	s.view(func(tx *bolt.Tx) error { bkey = s.dk.bucketKey("beta"); return nil })
+	_ = s.Close()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRecords)
+		v := bytes.Clone(b.Get(bkey))
+		v[len(v)/2] ^= 0x01
+		return b.Put(bkey, v)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+
+	s = openStore(t, path, keySource(t, key))
+	good, bad, err := s.Scan()
+	if err != nil {
+		t.Fatalf("Scan: %v", err)
+	}
+	if len(good) != 2 || good[0].Name != "alpha" || good[1].Name != "gamma" {
+		t.Fatalf("Scan good: %v", good)
+	}
+	if len(bad) != 1 || !strings.HasPrefix(bad[0].Name, "damaged-") || !strings.Contains(bad[0].Error(), "oeproxy remove "+bad[0].Name) {
+		t.Fatalf("Scan damaged: %+v", bad)
+	}
+	if _, err := s.List(); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), bad[0].Name) {
+		t.Fatalf("List: %v, want ErrCorrupt naming %s", err, bad[0].Name)
+	}
+	if _, err := s.Get(bad[0].Name); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Get of the stand-in: %v, want ErrCorrupt", err)
+	}
+	if err := s.Delete(bad[0].Name); err != nil {
+		t.Fatalf("Delete of the stand-in: %v", err)
+	}
+	if recs, err := s.List(); err != nil || len(recs) != 2 {
+		t.Fatalf("List after removing the damaged record: %v %v", recs, err)
 	}
 }

@@ -130,12 +130,16 @@ func (a *admin) close() {
 func (d *Daemon) readyz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if _, err := d.o.Store.List(); err != nil {
+	_, damaged, err := d.o.Store.Scan()
+	if err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintf(w, "not ready: the store cannot be read: %v\n", err)
 		return
 	}
 	var up, down []string
+	for _, bad := range damaged {
+		down = append(down, bad.Name+" (record cannot be read)")
+	}
 	for _, s := range d.printerStates() {
 		if s.served {
 			up = append(up, s.name)
@@ -287,8 +291,10 @@ type indexView struct {
 	CSRF     string
 	Started  string
 	Printers []printerView
-	Pending  []string
-	Recent   []event
+	// Damaged describes each stored record that cannot be read, with how to remove it.
+	Damaged []string
+	Pending []string
+	Recent  []event
 }
 
 type printerView struct {
@@ -312,12 +318,15 @@ type trafficView struct {
 
 func (a *admin) index(w http.ResponseWriter, r *http.Request) {
 	sess := a.session(w, r)
-	recs, err := a.d.o.Store.List()
+	recs, damaged, err := a.d.o.Store.Scan()
 	if err != nil {
 		a.fail(w, "The printers could not be read", err)
 		return
 	}
 	view := indexView{CSRF: a.token(sess), Started: a.started.Format("2006-01-02 15:04:05 MST")}
+	for _, d := range damaged {
+		view.Damaged = append(view.Damaged, d.Error())
+	}
 	listenHost := a.d.cfg().Listen.Host
 	for _, rec := range recs {
 		view.Printers = append(view.Printers, a.printerView(rec, listenHost, r.Host))

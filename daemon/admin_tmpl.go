@@ -43,7 +43,8 @@ var adminTmpl = template.Must(template.New("layout").Parse(`{{define "head"}}<!d
 </ul>{{end}}
 
 <h2>Printers</h2>
-{{if not .Printers}}<p id="no-printers">No printer is connected yet. Connect one below.</p>{{end}}
+{{range .Damaged}}<p class="err damaged">{{.}}</p>
+{{end}}{{if not .Printers}}<p id="no-printers">No printer is connected yet. Connect one below.</p>{{end}}
 {{range .Printers}}<div class="card printer" id="printer-{{.Name}}">
 <h3>{{.Name}}{{if .PrinterName}} · {{.PrinterName}}{{end}}</h3>
 <table class="kv">

@@ -117,6 +117,7 @@ func (p *Printers) Status(ctx context.Context, name string) ([]PrinterStatus, er
 		return nil, errNoAPI
 	}
 	var recs []credstore.Record
+	var damaged []credstore.Damaged
 	if name != "" {
 		r, err := p.Store.Get(name)
 		if err != nil {
@@ -125,11 +126,11 @@ func (p *Printers) Status(ctx context.Context, name string) ([]PrinterStatus, er
 		recs = []credstore.Record{r}
 	} else {
 		var err error
-		if recs, err = p.Store.List(); err != nil {
+		if recs, damaged, err = p.Store.Scan(); err != nil {
 			return nil, err
 		}
 	}
-	out := make([]PrinterStatus, 0, len(recs))
+	out := make([]PrinterStatus, 0, len(recs)+len(damaged))
 	for _, r := range recs {
 		var h *Health
 		daemon := false
@@ -147,6 +148,9 @@ func (p *Printers) Status(ctx context.Context, name string) ([]PrinterStatus, er
 			return nil, err
 		}
 		out = append(out, statusOf(r, h.Snapshot(), daemon))
+	}
+	for _, d := range damaged {
+		out = append(out, PrinterStatus{Name: d.Name, State: StateDamaged, Action: d.Error()})
 	}
 	return out, nil
 }

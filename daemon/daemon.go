@@ -148,11 +148,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	adminSrv := &http.Server{Handler: d.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
 	d.goServe("admin", func() error { return adminSrv.Serve(admin) })
 
-	recs, err := d.o.Store.List()
+	recs, damaged, err := d.o.Store.Scan()
 	if err != nil {
 		ctl.Close()
 		adminSrv.Close()
 		return err
+	}
+	for _, bad := range damaged {
+		// One unreadable record must not take the other printers down: it is reported and the rest are served.
+		d.log.Error("printer record cannot be read; it is not served", zap.String("record", bad.Name),
+			zap.String("cause", bad.Cause), zap.String("fix", bad.Fix()))
 	}
 	for _, r := range recs {
 		if err := d.startPrinter(r); err != nil {

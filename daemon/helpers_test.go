@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -54,6 +55,9 @@ func newTestEnv(t *testing.T, o oesim.Options) *testEnv {
 	}
 	t.Cleanup(func() { _ = sim.Close() })
 	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil { // a data dir open to others is refused; TempDir follows the umask
+		t.Fatal(err)
+	}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	ks, err := credstore.MasterKey(key)

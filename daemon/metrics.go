@@ -325,7 +325,7 @@ type printerState struct {
 // printerStates lists the stored printers with whether each is served and its health state. A store that
 // cannot be read yields only the served printers.
 func (d *Daemon) printerStates() []printerState {
-	recs, _ := d.o.Store.List()
+	recs, _, _ := d.o.Store.Scan()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make([]printerState, 0, len(recs))

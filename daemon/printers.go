@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -35,14 +36,18 @@ type Printers struct {
 }
 
 // List implements Control.
+// A record that cannot be read is listed too, after the others, with Damaged saying how to remove it.
 func (p *Printers) List(context.Context) ([]credstore.PublicRecord, error) {
-	recs, err := p.Store.List()
+	recs, damaged, err := p.Store.Scan()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]credstore.PublicRecord, 0, len(recs))
+	out := make([]credstore.PublicRecord, 0, len(recs)+len(damaged))
 	for _, r := range recs {
 		out = append(out, r.PublicWithHost(p.ListenHost))
+	}
+	for _, d := range damaged {
+		out = append(out, d.Public())
 	}
 	return out, nil
 }
@@ -102,7 +107,9 @@ func (p *Printers) Remove(_ context.Context, name string) (credstore.PublicRecor
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	rec, err := p.Store.Get(name)
-	if err != nil {
+	if errors.Is(err, credstore.ErrCorrupt) {
+		rec = credstore.Record{Name: name} // a damaged record is removed without reading it
+	} else if err != nil {
 		return credstore.PublicRecord{}, err
 	}
 	if err := p.Store.Delete(name); err != nil {
@@ -152,3 +159,7 @@ func (p *Printers) freePort(existing []credstore.Record) int {
 	}
 	return 0
 }
+
+// StateDamaged is the state of a stored record that cannot be read: it is not served until it is removed (and
+// the printer connected again).
+const StateDamaged HealthState = "damaged"

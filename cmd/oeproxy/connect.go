@@ -142,7 +142,7 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 			return a.explainPortalError(err)
 		}
 	}
-	ctl, done, err := a.control(ctx)
+	ctl, done, err := a.controlCreate(ctx)
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,8 @@ func newListCmd(a *app) *cobra.Command {
 		Long: `List the printers oeproxy knows: name, local port and URL, printer name and relay host.
 Secrets are never shown. With --json, prints an array of objects with the keys name, port, local_url,
 route, printer_name, app_connection_id, relay_host, created_at (RFC 3339), printer_id,
-has_octoprint_api_key and webhook_set_at.`,
+has_octoprint_api_key and webhook_set_at, plus damaged (what to do) for a stored record that cannot
+be read.`,
 		Example: "  oeproxy list\n  oeproxy list --json | jq -r '.[].local_url'",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -46,9 +47,21 @@ has_octoprint_api_key and webhook_set_at.`,
 			tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tLOCAL URL\tPRINTER\tRELAY HOST\tCREATED")
 			for _, p := range list {
+				if p.Damaged != "" {
+					fmt.Fprintf(tw, "%s\t-\tDAMAGED (not served)\t-\t-\n", p.Name)
+					continue
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.LocalURL, p.PrinterName, p.RelayHost, p.CreatedAt.Local().Format(time.DateTime))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, p := range list {
+				if p.Damaged != "" {
+					fmt.Fprintln(a.err, p.Damaged)
+				}
+			}
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array (stable keys, see --help)")

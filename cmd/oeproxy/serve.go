@@ -67,11 +67,14 @@ type reloader struct {
 // serve opens the store first (taking its lock, so a second daemon fails at once), then runs the daemon. With
 // rl, SIGHUP reloads the configuration while it runs.
 func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, ready func(*daemon.Daemon), rl *reloader) error {
-	st, err := openStoreFor(cfg)
+	st, err := openStoreFor(cfg, true)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if err := st.PidFileErr(); err != nil {
+		log.Warn("pid file not written (it only names this process in an \"in use\" message; printers are served)", zap.Error(err))
+	}
 	roots, err := oenet.LoadRoots(cfg.TLS.CAFile)
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/daemon"
@@ -15,28 +16,55 @@ import (
 // storePath is the credential store inside the data directory.
 func storePath(c *config.Config) string { return filepath.Join(c.DataDir, "credentials.db") }
 
-// openStore opens the encrypted store (taking its lock).
+// openStore opens the encrypted store (taking its lock). It creates nothing: a missing store is
+// credstore.ErrNoStore, explained.
 func (a *app) openStore() (*credstore.Store, error) {
 	c, err := a.config()
 	if err != nil {
 		return nil, err
 	}
-	return openStoreFor(&c.Config)
+	st, err := openStoreFor(&c.Config, false)
+	return st, explainNoStore(c, err)
 }
 
 // openStoreFor resolves the master key (OEPROXY_MASTER_KEY, then OEPROXY_PASSPHRASE, then the key file) and
-// opens the store, taking its lock.
-func openStoreFor(c *config.Config) (*credstore.Store, error) {
+// opens the store, taking its lock. Only create (connect, serve) makes a new store.
+func openStoreFor(c *config.Config, create bool) (*credstore.Store, error) {
 	keys, err := credstore.ResolveKey(os.Getenv, c.Store.KeyFile, c.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	return credstore.Open(storePath(c), keys, credstore.Options{PortBase: c.Listen.PortBase})
+	return credstore.Open(storePath(c), keys, credstore.Options{PortBase: c.Listen.PortBase,
+		NoCreate: !create, AllowSymlinks: c.Store.AllowSymlinks})
+}
+
+// explainNoStore adds to ErrNoStore where the system service keeps its store, when the user did not choose a
+// data dir and the service's exists: `sudo oeproxy list` looks in root's home, not in the service's directory.
+func explainNoStore(c *config.Loaded, err error) error {
+	if !errors.Is(err, credstore.ErrNoStore) || !c.DataDirDefault || c.DataDir == config.SystemDataDir {
+		return err
+	}
+	if _, serr := os.Lstat(config.SystemDataDir); serr != nil {
+		return err
+	}
+	return fmt.Errorf("%w. The system service's data directory %s exists: for its printers, run the command with "+
+		"`--data-dir %s` (as root or the service's user), or set OEPROXY_DATA_DIR", err, config.SystemDataDir,
+		config.SystemDataDir)
 }
 
 // control returns the running daemon's control socket, or, when no daemon runs, the store opened directly.
-// Either way the user sees the same result.
+// Either way the user sees the same result. It creates no store: with none, listing shows no printers and
+// anything else says there is no store.
 func (a *app) control(ctx context.Context) (daemon.Control, func(), error) {
+	return a.openControl(ctx, false)
+}
+
+// controlCreate is control for connect: a missing store is created.
+func (a *app) controlCreate(ctx context.Context) (daemon.Control, func(), error) {
+	return a.openControl(ctx, true)
+}
+
+func (a *app) openControl(ctx context.Context, create bool) (daemon.Control, func(), error) {
 	c, err := a.config()
 	if err != nil {
 		return nil, nil, err
@@ -49,7 +77,10 @@ func (a *app) control(ctx context.Context) (daemon.Control, func(), error) {
 	if !errors.Is(err, daemon.ErrNoDaemon) {
 		return nil, nil, fmt.Errorf("control socket %s: %w", sock, err)
 	}
-	st, err := a.openStore()
+	st, err := openStoreFor(&c.Config, create)
+	if errors.Is(err, credstore.ErrNoStore) {
+		return noStore{err: explainNoStore(c, err)}, func() {}, nil
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -57,3 +88,39 @@ func (a *app) control(ctx context.Context) (daemon.Control, func(), error) {
 		RelayDomain: c.OctoEverywhere.RelayDomain}
 	return p, func() { st.Close() }, nil
 }
+
+// noStore is the Control of a data directory without a store: no printers, and nothing to act on.
+type noStore struct{ err error }
+
+func (n noStore) List(context.Context) ([]credstore.PublicRecord, error) {
+	return []credstore.PublicRecord{}, nil
+}
+
+func (n noStore) Add(context.Context, daemon.AddRequest) (credstore.PublicRecord, error) {
+	return credstore.PublicRecord{}, n.err
+}
+
+func (n noStore) Remove(context.Context, string) (credstore.PublicRecord, error) {
+	return credstore.PublicRecord{}, n.err
+}
+
+func (n noStore) Status(_ context.Context, name string) ([]daemon.PrinterStatus, error) {
+	if name == "" {
+		return []daemon.PrinterStatus{}, nil
+	}
+	return nil, n.err
+}
+
+func (n noStore) LiveLink(context.Context, string, appapi.LiveLinkRequest) (*appapi.LiveLink, error) {
+	return nil, n.err
+}
+
+func (n noStore) Gadget(context.Context, string) (*appapi.GadgetStatus, error) { return nil, n.err }
+
+func (n noStore) SetWebhook(context.Context, string, string, []appapi.EventType) (daemon.WebhookInfo, error) {
+	return daemon.WebhookInfo{}, n.err
+}
+
+func (n noStore) DeleteWebhook(context.Context, string) error { return n.err }
+
+func (n noStore) TestWebhook(context.Context, string) (*appapi.WebhookTest, error) { return nil, n.err }
