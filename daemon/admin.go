@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +34,7 @@ import (
 //	GET  /healthz                   200 while the process lives
 //	GET  /readyz                    200 when every stored printer's listener is up, else 503 naming the others
 //	GET  /metrics                   Prometheus (metrics.go)
+//	GET  /login?token=T             exchanges the one-time login token for a session cookie, redirects to /
 //	GET  /                          the printers page
 //	POST /connect                   starts the portal flow with this server as the callback, redirects to the portal
 //	GET  /oeproxy/callback/{state}  the portal's return (portalflow's handler); the printer is then stored
@@ -41,17 +43,29 @@ import (
 //	POST /printers/{name}/gadget    shows Gadget status
 //	/debug/pprof/                   only with OEPROXY_PPROF=1 in the environment
 //
-// Everything but /healthz and /readyz passes the same Host check as the printer ports (DNS rebinding: a web page
-// whose name resolves to 127.0.0.1 must not read the page or start a flow); POSTs also need a matching Origin when
-// one is sent and a CSRF token bound to a per-browser cookie. No page shows a secret.
+// Everything but /healthz passes the same Host check as the printer ports (DNS rebinding: a web page whose name
+// resolves to 127.0.0.1 must not read the page or start a flow). Any local user can reach a loopback port, so the
+// pages and actions also need a session: the daemon writes a one-time login URL to <data_dir>/admin-login (0600,
+// readable only by the user that runs serve, like the control socket), `oeproxy admin` prints it, and /login
+// trades it for an HttpOnly SameSite=Strict cookie. /readyz and /metrics need only the Host check (probes and
+// Prometheus cannot log in; they show printer names and counters, never a secret), and the portal callback is
+// authenticated by its one-time state. POSTs also need a matching Origin when one is sent and a CSRF token bound
+// to the session. No page shows a secret.
 
 // envPprof mounts net/http/pprof on the admin listener when set to 1 (not a config key: a debugging switch).
 const envPprof = "OEPROXY_PPROF"
 
-// maxPendingConnects bounds the portal flows waiting at once (each holds a one-time state for 15 minutes).
+// maxPendingConnects bounds the portal flows one session has waiting at once (each holds a one-time state for
+// 15 minutes); other sessions are not affected.
 const maxPendingConnects = 8
 
-const csrfCookie = "oeproxy_admin_session"
+// maxSessions bounds the logged-in browsers kept in memory; the oldest is dropped first.
+const maxSessions = 32
+
+const sessionCookie = "oeproxy_admin_session"
+
+// AdminLoginFile is the file in the data directory that holds the admin page's current one-time login URL.
+const AdminLoginFile = "admin-login"
 
 type admin struct {
 	d       *Daemon
@@ -61,13 +75,16 @@ type admin struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
-	mu      sync.Mutex
-	pending map[string]*pendingConnect // by the flow's callback state
-	recent  []event                    // newest first
+	mu         sync.Mutex
+	loginToken string                     // the one-time token of the current login URL
+	sessions   map[string]time.Time       // logged-in browsers by cookie value, with the time they logged in
+	pending    map[string]*pendingConnect // by the flow's callback state
+	recent     []event                    // newest first
 }
 
 type pendingConnect struct {
 	flow    *portalflow.Flow
+	session string // the session that started it: the pending limit is per session
 	started time.Time
 	done    chan struct{} // closed once the completion is stored (or the flow ended without one)
 }
@@ -82,18 +99,27 @@ type event struct {
 
 // adminHandler builds the admin listener's handler; Run calls it once and admin.close at shutdown.
 func (d *Daemon) adminHandler() http.Handler {
-	a := &admin{d: d, key: make([]byte, 32), started: time.Now(), pending: map[string]*pendingConnect{}}
+	a := &admin{d: d, key: make([]byte, 32), started: time.Now(), pending: map[string]*pendingConnect{},
+		sessions: map[string]time.Time{}}
 	if _, err := rand.Read(a.key); err != nil {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	d.admin = a
+	a.mu.Lock()
+	a.newLoginLocked()
+	a.mu.Unlock()
+
+	// open: Host check only.
+	open := http.NewServeMux()
+	open.Handle("GET /metrics", d.metrics.Handler())
+	open.HandleFunc("GET /readyz", d.readyz)
+	open.HandleFunc("GET /login", a.login)
+	open.HandleFunc("GET "+portalflow.CallbackPathPrefix+"{state}", a.callback)
 
 	ui := http.NewServeMux()
-	ui.Handle("GET /metrics", d.metrics.Handler())
 	ui.HandleFunc("GET /{$}", a.index)
 	ui.HandleFunc("POST /connect", a.connect)
-	ui.HandleFunc("GET "+portalflow.CallbackPathPrefix+"{state}", a.callback)
 	ui.HandleFunc("GET /printers/{name}/remove", a.confirmRemove)
 	ui.HandleFunc("POST /printers/{name}/remove", a.remove)
 	ui.HandleFunc("POST /printers/{name}/livelink", a.liveLink)
@@ -112,18 +138,82 @@ func (d *Daemon) adminHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", d.readyz)
-	mux.Handle("/", a.guard(ui))
+	open.Handle("/", a.requireSession(ui))
+	mux.Handle("/", a.guard(open))
 	return mux
 }
 
-// close ends the portal flows still waiting and waits for their goroutines.
+// close ends the portal flows still waiting, waits for their goroutines and removes the login file (its token
+// dies with the process).
 func (a *admin) close() {
 	if a == nil {
 		return
 	}
 	a.cancel()
 	a.wg.Wait()
+	_ = os.Remove(a.loginFile())
+}
+
+func (a *admin) loginFile() string { return filepath.Join(a.d.cfg().DataDir, AdminLoginFile) }
+
+// AdminLoginURL is the admin page's current one-time login URL ("" before Run); `oeproxy admin` reads the same
+// URL from the data directory.
+func (d *Daemon) AdminLoginURL() string {
+	if d.admin == nil {
+		return ""
+	}
+	d.admin.mu.Lock()
+	defer d.admin.mu.Unlock()
+	return d.admin.loginURLLocked()
+}
+
+func (a *admin) loginURLLocked() string {
+	host, port, err := net.SplitHostPort(a.d.adminAddr)
+	if err != nil {
+		return ""
+	}
+	// A wildcard listener is reached on loopback from this machine.
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/login?token=" + a.loginToken
+}
+
+// newLoginLocked makes a new one-time login token and writes its URL to the login file: a fresh temporary file
+// (0600 from os.CreateTemp) renamed over the old one, so that no planted link is followed and no reader sees half
+// a URL. A write that fails only means `oeproxy admin` cannot help; the page keeps working for logged-in browsers.
+func (a *admin) newLoginLocked() {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	a.loginToken = base64.RawURLEncoding.EncodeToString(b)
+	if err := writePrivateFile(a.loginFile(), []byte(a.loginURLLocked()+"\n")); err != nil {
+		a.d.log.Warn("admin: the login URL could not be written; `oeproxy admin` cannot print one", zap.Error(err))
+	}
+}
+
+func writePrivateFile(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 // readyz answers 200 when every stored printer's listener is up, else 503 naming those that are not.
@@ -157,7 +247,8 @@ func (d *Daemon) readyz(w http.ResponseWriter, _ *http.Request) {
 }
 
 // guard applies the Host check to every request, and the Origin and CSRF checks to every other method than
-// GET and HEAD; it also sets the headers that keep the pages out of frames and caches.
+// GET and HEAD; it also sets the headers that keep the pages out of frames and caches. The session check is
+// requireSession's.
 func (a *admin) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.hostAllowed(r.Host) {
@@ -207,24 +298,78 @@ func (a *admin) hostAllowed(host string) bool {
 	return proxy.HostAllowed(host, []string{cfg.Admin.Listen, a.d.adminAddr}, cfg.Listen.AllowedHosts)
 }
 
-// session returns the browser's session cookie value, setting a new one when it has none. The CSRF token is an
-// HMAC of it under a key that never leaves the process, so a page that cannot read the admin page cannot make one.
-func (a *admin) session(w http.ResponseWriter, r *http.Request) string {
-	if c, err := r.Cookie(csrfCookie); err == nil && validSession(c.Value) {
-		return c.Value
+// requireSession lets through only a browser that logged in; the others get a page saying how to log in.
+func (a *admin) requireSession(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.sessionOf(r) == "" {
+			a.d.log.Info("admin: refused a request without a session", zap.String("remote", r.RemoteAddr),
+				zap.String("path", r.URL.Path))
+			a.render(w, http.StatusUnauthorized, "message", messageView{Title: "Log in to the oeproxy admin page",
+				Lines: []string{"This page needs a login: on the computer that runs oeproxy serve, as the same user, run",
+					"oeproxy admin",
+					"and open the address it prints. (The address works once; run oeproxy admin again for another browser.)"}})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// sessionOf returns the request's logged-in session, or "".
+func (a *admin) sessionOf(r *http.Request) string {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return ""
 	}
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	v := base64.RawURLEncoding.EncodeToString(b)
-	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: v, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
-	return v
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.sessions[c.Value]; !ok {
+		return ""
+	}
+	return c.Value
 }
 
-func validSession(v string) bool {
-	b, err := base64.RawURLEncoding.DecodeString(v)
-	return err == nil && len(b) == 32
+// login trades the one-time token for a session cookie. The token is replaced at once (and the login file with
+// it), so a URL left in a browser's history or a terminal's scrollback opens nothing later.
+func (a *admin) login(w http.ResponseWriter, r *http.Request) {
+	if a.sessionOf(r) != "" {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	got := r.URL.Query().Get("token")
+	a.mu.Lock()
+	ok := got != "" && hmac.Equal([]byte(got), []byte(a.loginToken))
+	var sess string
+	if ok {
+		a.newLoginLocked()
+		b := make([]byte, 32)
+		_, _ = rand.Read(b)
+		sess = base64.RawURLEncoding.EncodeToString(b)
+		if len(a.sessions) >= maxSessions {
+			var oldest string
+			for k, at := range a.sessions {
+				if oldest == "" || at.Before(a.sessions[oldest]) {
+					oldest = k
+				}
+			}
+			delete(a.sessions, oldest)
+		}
+		a.sessions[sess] = time.Now()
+	}
+	a.mu.Unlock()
+	if !ok {
+		a.d.log.Warn("admin: refused a login with a wrong or used token", zap.String("remote", r.RemoteAddr))
+		a.render(w, http.StatusForbidden, "message", messageView{Title: "This login address is not valid",
+			Lines: []string{"It was used already, or oeproxy serve restarted since it was printed. Run oeproxy admin " +
+				"again (as the user that runs oeproxy serve) and open the new address."}})
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: sess, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	a.d.log.Info("admin: a browser logged in", zap.String("remote", r.RemoteAddr))
+	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
+// token is the session's CSRF token: an HMAC of the session under a key that never leaves the process, so a page
+// that cannot read the admin page cannot make one.
 func (a *admin) token(session string) string {
 	m := hmac.New(sha256.New, a.key)
 	m.Write([]byte("oeproxy admin csrf\x00" + session))
@@ -232,15 +377,15 @@ func (a *admin) token(session string) string {
 }
 
 func (a *admin) csrfValid(r *http.Request) bool {
-	c, err := r.Cookie(csrfCookie)
-	if err != nil || !validSession(c.Value) {
+	sess := a.sessionOf(r)
+	if sess == "" {
 		return false
 	}
 	if err := r.ParseForm(); err != nil {
 		return false
 	}
 	got := r.PostForm.Get("csrf")
-	return got != "" && hmac.Equal([]byte(got), []byte(a.token(c.Value)))
+	return got != "" && hmac.Equal([]byte(got), []byte(a.token(sess)))
 }
 
 // render writes a template with the given status; a template error is a bug, logged and answered with 500.
@@ -317,7 +462,7 @@ type trafficView struct {
 }
 
 func (a *admin) index(w http.ResponseWriter, r *http.Request) {
-	sess := a.session(w, r)
+	sess := a.sessionOf(r)
 	recs, damaged, err := a.d.o.Store.Scan()
 	if err != nil {
 		a.fail(w, "The printers could not be read", err)
@@ -417,12 +562,18 @@ func (a *admin) connect(w http.ResponseWriter, r *http.Request) {
 		}
 		port = n
 	}
+	sess := a.sessionOf(r)
 	a.mu.Lock()
-	busy := len(a.pending) >= maxPendingConnects
+	mine := 0
+	for _, p := range a.pending {
+		if p.session == sess {
+			mine++
+		}
+	}
 	a.mu.Unlock()
-	if busy {
+	if mine >= maxPendingConnects {
 		a.render(w, http.StatusTooManyRequests, "message", messageView{Title: "Too many setups in progress",
-			Error: fmt.Sprintf("%d portal setups are already waiting; finish or abandon them (they expire after 15 minutes).", maxPendingConnects)})
+			Error: fmt.Sprintf("%d portal setups of this browser are already waiting; finish or abandon them (they expire after 15 minutes).", maxPendingConnects)})
 		return
 	}
 	cfg := a.d.cfg()
@@ -457,7 +608,7 @@ func (a *admin) connect(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, "The portal could not be started", errors.New("the portal URL carries no callback address (a bug: please report it)"))
 		return
 	}
-	p := &pendingConnect{flow: flow, started: time.Now(), done: make(chan struct{})}
+	p := &pendingConnect{flow: flow, session: sess, started: time.Now(), done: make(chan struct{})}
 	a.mu.Lock()
 	a.pending[state] = p
 	a.mu.Unlock()
@@ -573,7 +724,7 @@ func (a *admin) confirmRemove(w http.ResponseWriter, r *http.Request) {
 	}
 	a.render(w, http.StatusOK, "confirm", struct {
 		Title, Name, LocalURL, CSRF string
-	}{Title: "remove " + pub.Name, Name: pub.Name, LocalURL: pub.LocalURL, CSRF: a.token(a.session(w, r))})
+	}{Title: "remove " + pub.Name, Name: pub.Name, LocalURL: pub.LocalURL, CSRF: a.token(a.sessionOf(r))})
 }
 
 func (a *admin) remove(w http.ResponseWriter, r *http.Request) {

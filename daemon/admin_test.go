@@ -8,6 +8,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -117,12 +118,35 @@ type browser struct {
 	hc   *http.Client
 }
 
+// newBrowser is a browser that logged in with the daemon's current login URL.
 func newBrowser(t *testing.T, d *Daemon) *browser {
+	t.Helper()
+	b := newAnonBrowser(t, d)
+	b.login(d.AdminLoginURL())
+	return b
+}
+
+// newAnonBrowser is a browser that never logged in: another local user, or a page that found the port.
+func newAnonBrowser(t *testing.T, d *Daemon) *browser {
 	jar, _ := cookiejar.New(nil)
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &browser{t: t, base: "http://" + d.AdminAddr(), hc: &http.Client{Jar: jar, Transport: tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// login opens a login URL and checks that it led to the printers page with a session cookie.
+func (b *browser) login(loginURL string) adminReply {
+	b.t.Helper()
+	path, ok := strings.CutPrefix(loginURL, b.base)
+	if !ok {
+		b.t.Fatalf("login URL %q is not on %s", loginURL, b.base)
+	}
+	r := b.do(http.MethodGet, path, nil, nil)
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/" {
+		b.t.Fatalf("login: %d %q %s", r.status, r.header.Get("Location"), r.body)
+	}
+	return r
 }
 
 type adminReply struct {
@@ -254,9 +278,19 @@ func TestAdminHostAndOrigin(t *testing.T) {
 		{"/metrics", "evil.example", 421},
 		{"/oeproxy/callback/abc", "evil.example", 421},
 		{"/healthz", "evil.example", 200}, // a health check may come from anywhere that reaches the port
-		{"/readyz", "evil.example", 200},
+		{"/readyz", "evil.example", 421},  // it names the printers
+		{"/readyz", "127.0.0.1:" + port, 200},
+		{"/login?token=x", "evil.example", 421},
 	} {
-		r := b.do(http.MethodGet, tc.path, nil, func(r *http.Request) { r.Host = tc.host })
+		r := b.do(http.MethodGet, tc.path, nil, func(r *http.Request) {
+			r.Host = tc.host
+			// A browser keeps cookies per host name: send the session under each name tried here.
+			if r.Header.Get("Cookie") == "" {
+				for _, c := range b.hc.Jar.Cookies(r.URL) {
+					r.AddCookie(c)
+				}
+			}
+		})
 		if r.status != tc.want {
 			t.Errorf("GET %s Host %s: %d, want %d", tc.path, tc.host, r.status, tc.want)
 		}
@@ -296,7 +330,7 @@ func TestAdminCSRF(t *testing.T) {
 	if tok == otherTok {
 		t.Fatal("two browsers got the same token")
 	}
-	fresh := newBrowser(t, d) // never loaded the page: no cookie
+	fresh := newAnonBrowser(t, d) // never logged in: no session cookie
 	for _, tc := range []struct {
 		name string
 		b    *browser
@@ -505,5 +539,104 @@ func TestAdminPprofOnlyWithEnv(t *testing.T) {
 	}
 	if r := b.do(http.MethodGet, "/debug/pprof/", nil, func(r *http.Request) { r.Host = "evil.example" }); r.status != http.StatusMisdirectedRequest {
 		t.Errorf("pprof for another Host: %d", r.status)
+	}
+}
+
+// Any local user can reach the loopback admin port; only the one who can read the 0600 login file (the user that
+// runs serve) gets a session, and nothing but /healthz, /readyz, /metrics and the portal callback answers
+// without one.
+func TestAdminNeedsLogin(t *testing.T) {
+	e := newTestEnv(t, oesim.Options{})
+	addServed(t, e, "mk4", nil)
+	d, _ := serviceDaemon(t, e, nil, nil)
+	anon := newAnonBrowser(t, d)
+	for _, path := range []string{"/", "/printers/mk4/remove"} {
+		r := anon.do(http.MethodGet, path, nil, nil)
+		if r.status != http.StatusUnauthorized || !strings.Contains(r.body, "oeproxy admin") || strings.Contains(r.body, "mk4") {
+			t.Errorf("GET %s without a session: %d %s", path, r.status, r.body)
+		}
+		if r.header.Get("Set-Cookie") != "" {
+			t.Errorf("GET %s without a session set a cookie: %q", path, r.header.Get("Set-Cookie"))
+		}
+	}
+	for _, path := range []string{"/printers/mk4/remove", "/printers/mk4/livelink", "/connect"} {
+		if r := anon.do(http.MethodPost, path, url.Values{"csrf": {"x"}}, nil); r.status != http.StatusForbidden {
+			t.Errorf("POST %s without a session: %d", path, r.status)
+		}
+	}
+	// A cookie the daemon never issued is no session.
+	forged := newAnonBrowser(t, d)
+	if r := forged.do(http.MethodGet, "/", nil, func(r *http.Request) {
+		r.AddCookie(&http.Cookie{Name: sessionCookie, Value: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
+	}); r.status != http.StatusUnauthorized {
+		t.Errorf("GET / with a forged cookie: %d", r.status)
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		if r := anon.do(http.MethodGet, path, nil, nil); r.status != http.StatusOK {
+			t.Errorf("GET %s without a session: %d", path, r.status)
+		}
+	}
+	if r := anon.do(http.MethodGet, "/login?token=wrong", nil, nil); r.status != http.StatusForbidden || r.header.Get("Set-Cookie") != "" {
+		t.Errorf("login with a wrong token: %d %q", r.status, r.header.Get("Set-Cookie"))
+	}
+	if d.PrinterAddr("mk4") == "" || len(e.sim.Connections()[0].LiveLinks()) != 0 {
+		t.Fatal("a request without a session changed something")
+	}
+
+	// The login file holds the current URL, readable by its owner only.
+	file := filepath.Join(d.o.Config.DataDir, AdminLoginFile)
+	fi, err := os.Lstat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode() != 0o600 {
+		t.Errorf("%s has mode %v, want -rw-------", file, fi.Mode())
+	}
+	raw, _ := os.ReadFile(file)
+	first := strings.TrimSpace(string(raw))
+	if first != d.AdminLoginURL() || !strings.Contains(first, "/login?token=") {
+		t.Fatalf("login file holds %q, daemon says %q", first, d.AdminLoginURL())
+	}
+	owner := newAnonBrowser(t, d)
+	r := owner.login(first)
+	c := r.header.Get("Set-Cookie")
+	for _, want := range []string{sessionCookie + "=", "HttpOnly", "SameSite=Strict", "Path=/"} {
+		if !strings.Contains(c, want) {
+			t.Errorf("session cookie %q lacks %s", c, want)
+		}
+	}
+	if r := owner.do(http.MethodGet, "/", nil, nil); r.status != 200 || !strings.Contains(r.body, `id="printer-mk4"`) {
+		t.Errorf("page after login: %d", r.status)
+	}
+	// The token works once; the file then holds a new one.
+	path := strings.TrimPrefix(first, anon.base)
+	if r := anon.do(http.MethodGet, path, nil, nil); r.status != http.StatusForbidden {
+		t.Errorf("second use of a login URL: %d", r.status)
+	}
+	raw, _ = os.ReadFile(file)
+	if next := strings.TrimSpace(string(raw)); next == first || next != d.AdminLoginURL() {
+		t.Errorf("login file after a login: %q (was %q, daemon says %q)", next, first, d.AdminLoginURL())
+	}
+	newBrowser(t, d) // the new one works
+}
+
+// One browser's abandoned setups do not lock out another's.
+func TestAdminPendingLimitIsPerSession(t *testing.T) {
+	e := newTestEnv(t, oesim.Options{})
+	d, _ := serviceDaemon(t, e, nil, nil)
+	a := newBrowser(t, d)
+	_, tok := a.page()
+	for i := range maxPendingConnects {
+		if r := a.do(http.MethodPost, "/connect", url.Values{"csrf": {tok}}, nil); r.status != http.StatusSeeOther {
+			t.Fatalf("connect %d: %d %s", i+1, r.status, r.body)
+		}
+	}
+	if r := a.do(http.MethodPost, "/connect", url.Values{"csrf": {tok}}, nil); r.status != http.StatusTooManyRequests {
+		t.Errorf("connect %d of one session: %d", maxPendingConnects+1, r.status)
+	}
+	b := newBrowser(t, d)
+	_, btok := b.page()
+	if r := b.do(http.MethodPost, "/connect", url.Values{"csrf": {btok}}, nil); r.status != http.StatusSeeOther {
+		t.Errorf("another session's connect while the first is at its limit: %d %s", r.status, r.body)
 	}
 }
