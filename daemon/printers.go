@@ -52,6 +52,21 @@ func (p *Printers) List(context.Context) ([]credstore.PublicRecord, error) {
 	return out, nil
 }
 
+// MaxNameLen is the longest printer name: it is a DNS-label-sized slug, so it fits in URLs and logs.
+const MaxNameLen = 63
+
+// ValidateName reports whether name can be given as a printer's local name: what Slug would keep unchanged.
+// connect checks it before the portal, so a mistake costs nothing.
+func ValidateName(name string) error {
+	if len(name) > MaxNameLen {
+		return fmt.Errorf("name %q is %d characters: too long (max %d)", name, len(name), MaxNameLen)
+	}
+	if name != credstore.Slug(name) {
+		return fmt.Errorf("name %q may use only lower-case letters, digits and '-' (try %q)", name, credstore.Slug(name))
+	}
+	return nil
+}
+
 // Add implements Control. The completion is validated again here because the control socket may be reached by
 // any program of the same user.
 func (p *Printers) Add(_ context.Context, req AddRequest) (credstore.PublicRecord, error) {
@@ -70,8 +85,8 @@ func (p *Printers) Add(_ context.Context, req AddRequest) (credstore.PublicRecor
 	name := req.Name
 	if name == "" {
 		name = uniqueName(credstore.Slug(req.Completion.PrinterName), existing)
-	} else if name != credstore.Slug(name) {
-		return credstore.PublicRecord{}, fmt.Errorf("%w: name %q may use only lower-case letters, digits and '-' (try %q)", ErrInvalid, name, credstore.Slug(name))
+	} else if err := ValidateName(name); err != nil {
+		return credstore.PublicRecord{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	port := req.Port
 	if port == 0 {

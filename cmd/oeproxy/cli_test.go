@@ -22,7 +22,7 @@ import (
 	"github.com/oeproxy/oeproxy/oesim"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(removeBinaryAfter{m}) }
 
 // env is one isolated oeproxy installation pointed at an oesim run.
 type env struct {

@@ -81,6 +81,9 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 	if f.port < 0 || f.port > 65535 {
 		return usageError{fmt.Errorf("--port %d is not a TCP port (1..65535)", f.port)}
 	}
+	if err := daemon.ValidateName(f.name); f.name != "" && err != nil {
+		return usageError{fmt.Errorf("--name: %w", err)}
+	}
 	oe := cfg.OctoEverywhere
 	var comp portalflow.Completion
 	printerID := ""

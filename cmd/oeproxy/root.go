@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/internal/logging"
+	"github.com/oeproxy/oeproxy/internal/version"
 )
 
 // streams are the command's standard files; tests replace them.
@@ -70,7 +73,44 @@ func (a *app) log() (*zap.Logger, error) {
 	return l, nil
 }
 
+// newRoot builds the command tree.
 func newRoot(s streams) *cobra.Command {
+	_, root := newApp(s)
+	return root
+}
+
+// logFormat is the log format the user asked for (flag, environment or file), "" when unknown. run uses it to
+// report the final error in the same format as the logs.
+func (a *app) logFormat() string {
+	if a.cfg != nil {
+		return a.cfg.Log.Format
+	}
+	if a.root != nil {
+		if f := a.root.PersistentFlags().Lookup("log-format"); f != nil && f.Changed {
+			return strings.ToLower(f.Value.String())
+		}
+	}
+	return strings.ToLower(os.Getenv(config.EnvName("log.format")))
+}
+
+// checkGlobalFlags refuses a bad value of a global flag as a usage error, before any command runs. The same
+// value from the environment or the file is a configuration problem (exit 1), reported by config.Load.
+func checkGlobalFlags(cmd *cobra.Command) error {
+	allowed := map[string][]string{"log-level": {"debug", "info", "warn", "error"}, "log-format": {"console", "json"}}
+	for _, name := range []string{"log-level", "log-format"} {
+		f := cmd.Flags().Lookup(name)
+		if f == nil || !f.Changed {
+			continue
+		}
+		v := strings.ToLower(f.Value.String())
+		if !slices.Contains(allowed[name], v) {
+			return usageError{fmt.Errorf("--%s %q: use %s", name, f.Value.String(), strings.Join(allowed[name], ", "))}
+		}
+	}
+	return nil
+}
+
+func newApp(s streams) (*app, *cobra.Command) {
 	a := &app{streams: s}
 	root := &cobra.Command{
 		Use:   "oeproxy",
@@ -87,7 +127,12 @@ every key can be set as OEPROXY_<KEY> (e.g. OEPROXY_LISTEN_HOST). Flags beat the
   oeproxy list`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Get().String(),
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return checkGlobalFlags(cmd)
+		},
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	a.root = root
 	root.SetIn(s.in)
 	root.SetOut(s.out)
@@ -102,8 +147,53 @@ every key can be set as OEPROXY_<KEY> (e.g. OEPROXY_LISTEN_HOST). Flags beat the
 	for _, add := range commands {
 		root.AddCommand(add(a))
 	}
-	return root
+	root.InitDefaultCompletionCmd()
+	requireSubcommand(root)
+	return a, root
 }
+
+// requireSubcommand makes every command that only groups subcommands (the root, completion, webhook) refuse a
+// missing or unknown subcommand as a usage error: cobra would print the help and exit 0, and says "unknown
+// command" only for the root, as an untyped error.
+func requireSubcommand(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		requireSubcommand(c)
+	}
+	if !cmd.HasSubCommands() || cmd.Runnable() {
+		return
+	}
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's own default, which it applies only on its own error path
+	}
+	cmd.Args = func(c *cobra.Command, argv []string) error {
+		if len(argv) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", argv[0], c.CommandPath())
+		if s := c.SuggestionsFor(argv[0]); len(s) > 0 {
+			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+			return usageError{multiLine{errors.New(msg)}}
+		}
+		return usageError{fmt.Errorf("%s (run %s --help for the list)", msg, c.CommandPath())}
+	}
+	cmd.RunE = func(c *cobra.Command, _ []string) error {
+		if !c.HasParent() {
+			return c.Help()
+		}
+		var names []string
+		for _, sub := range c.Commands() {
+			if sub.IsAvailableCommand() {
+				names = append(names, sub.Name())
+			}
+		}
+		return usageError{fmt.Errorf("%s needs a subcommand: %s (see %s --help)", c.CommandPath(), strings.Join(names, ", "), c.CommandPath())}
+	}
+}
+
+// multiLine marks an error whose line breaks are part of the message (cobra's "Did you mean this?" list).
+type multiLine struct{ error }
+
+func (m multiLine) Unwrap() error { return m.error }
 
 // commands lists the constructors of the subcommands; each command's file appends to it.
 var commands []func(*app) *cobra.Command
@@ -121,7 +211,8 @@ func args(v cobra.PositionalArgs) cobra.PositionalArgs {
 // oneLine keeps the first line of an error for stderr, with multi-line validation errors kept whole.
 func oneLine(err error) string {
 	msg := err.Error()
-	if strings.Contains(msg, "problem(s):") {
+	var ml multiLine
+	if strings.Contains(msg, "problem(s):") || errors.As(err, &ml) {
 		return msg
 	}
 	return strings.ReplaceAll(msg, "\n", " ")
