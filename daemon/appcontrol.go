@@ -14,6 +14,7 @@ import (
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/internal/oe"
+	"golang.org/x/sync/errgroup"
 )
 
 // AppControl is the part of Control that calls OctoEverywhere's App APIs for a stored printer: status, Live Links,
@@ -112,6 +113,9 @@ func (p *Printers) record(name string) (credstore.Record, error) {
 
 // Status implements AppControl. With the daemon's Health it checks at once and reports the state machine (which
 // also hears the relay); without it, it calls Info once per printer and derives the state with the same rules.
+// statusConcurrency bounds how many printers one status asks OctoEverywhere about at once.
+const statusConcurrency = 4
+
 func (p *Printers) Status(ctx context.Context, name string) ([]PrinterStatus, error) {
 	if p.API == nil {
 		return nil, errNoAPI
@@ -130,24 +134,34 @@ func (p *Printers) Status(ctx context.Context, name string) ([]PrinterStatus, er
 			return nil, err
 		}
 	}
-	out := make([]PrinterStatus, 0, len(recs)+len(damaged))
-	for _, r := range recs {
-		var h *Health
-		daemon := false
-		if p.Health != nil {
-			h = p.Health(r.Name)
-			daemon = h != nil
-		}
-		if h == nil { // a one-off check, deriving the state with the same rules
-			h = NewHealth(HealthOptions{Name: r.Name, API: p.API, Store: p.Store, Now: p.Now})
-			h.check(ctx, false)
-		} else {
-			h.Refresh(ctx)
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		out = append(out, statusOf(r, h.Snapshot(), daemon))
+	// Printers are asked at once (bounded), so an unreachable OctoEverywhere costs one timeout, not one per
+	// printer; the answer keeps the store's order.
+	out := make([]PrinterStatus, len(recs), len(recs)+len(damaged))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(statusConcurrency)
+	for i, r := range recs {
+		g.Go(func() error {
+			var h *Health
+			daemon := false
+			if p.Health != nil {
+				h = p.Health(r.Name)
+				daemon = h != nil
+			}
+			if h == nil { // a one-off check, deriving the state with the same rules
+				h = NewHealth(HealthOptions{Name: r.Name, API: p.API, Store: p.Store, Now: p.Now})
+				h.check(gctx, false)
+			} else {
+				h.Refresh(gctx)
+			}
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			out[i] = statusOf(r, h.Snapshot(), daemon)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	for _, d := range damaged {
 		out = append(out, PrinterStatus{Name: d.Name, State: StateDamaged, Action: d.Error()})
