@@ -147,8 +147,15 @@ func TestReloadKeepsConnections(t *testing.T) {
 	if st := withHost(mk4URL+"/api/version", "printer.lan:"+mk4Port); st != 200 {
 		t.Errorf("after reload, Host printer.lan: %d", st)
 	}
-	if st := withHost("http://"+d.AdminAddr()+"/", "printer.lan:"+adminPort); st != 200 {
-		t.Errorf("after reload, admin Host printer.lan: %d", st)
+	// The admin page wants a session; a logged-in browser on the new Host gets the page.
+	b := newBrowser(t, d)
+	if r := b.do(http.MethodGet, "/", nil, func(r *http.Request) {
+		r.Host = "printer.lan:" + adminPort
+		for _, c := range b.hc.Jar.Cookies(r.URL) { // the jar keys cookies by the Host sent, not the address dialled
+			r.AddCookie(c)
+		}
+	}); r.status != 200 {
+		t.Errorf("after reload, admin Host printer.lan: %d %s", r.status, r.body)
 	}
 	// The WebSocket and the stream opened before the reload still work.
 	rpc(t, ws, 2, "server.info")

@@ -9,6 +9,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -36,6 +37,20 @@ func (s *stack) adminURL(t *testing.T) string {
 	}
 }
 
+// adminLogin is a fresh one-time login address for the admin page, from `oeproxy admin` (each Chromium run is a
+// new browser profile, so each needs its own).
+func (s *stack) adminLogin(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command(s.bin, "admin")
+	cmd.Env = s.env
+	out, err := cmd.Output()
+	u := strings.TrimSpace(string(out))
+	if err != nil || !strings.HasPrefix(u, s.adminURL(t)+"/login?token=") {
+		t.Fatalf("oeproxy admin: %v %q\ndaemon log:\n%s", err, out, s.log())
+	}
+	return u
+}
+
 // TestChromiumAdminPage renders the admin page of a daemon serving both oesim printers in headless Chromium,
 // keeps a screenshot in e2e/out/admin.png, and runs the connect button's browser part in Chromium: the
 // portal (oesim, reached through --host-resolver-rules) sends Chromium back to the admin server's callback,
@@ -50,7 +65,7 @@ func TestChromiumAdminPage(t *testing.T) {
 	}
 	admin := s.adminURL(t)
 
-	dom, err := runChromium(t, chromium, "--virtual-time-budget=3000", "--dump-dom", admin+"/")
+	dom, err := runChromium(t, chromium, "--virtual-time-budget=3000", "--dump-dom", s.adminLogin(t))
 	if err != nil {
 		t.Fatalf("admin page in Chromium: %v", err)
 	}
@@ -76,7 +91,7 @@ func TestChromiumAdminPage(t *testing.T) {
 	}
 	shot := filepath.Join(outDir, "admin.png")
 	_ = os.Remove(shot)
-	if _, err := runChromium(t, chromium, "--virtual-time-budget=3000", "--window-size=1100,1500", "--screenshot="+shot, admin+"/"); err != nil {
+	if _, err := runChromium(t, chromium, "--virtual-time-budget=3000", "--window-size=1100,1500", "--screenshot="+shot, s.adminLogin(t)); err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
 	checkScreenshot(t, shot, 1100, 1500)
@@ -87,8 +102,15 @@ func TestChromiumAdminPage(t *testing.T) {
 	hc := &http.Client{Jar: jar, Transport: &http.Transport{}, Timeout: 20 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	defer hc.CloseIdleConnections()
-	resp, err := hc.Get(admin + "/")
+	resp, err := hc.Get(s.adminLogin(t)) // a redirect to / with the session cookie
 	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("admin login: %s", resp.Status)
+	}
+	if resp, err = hc.Get(admin + "/"); err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
@@ -118,7 +140,7 @@ func TestChromiumAdminPage(t *testing.T) {
 		t.Fatalf("Chromium did not end on the callback's success page:\n%s\ndaemon log:\n%s", lastLines(string(dom), 30), s.log())
 	}
 	checkNoSecretIn(t, s, "the callback page", string(dom))
-	dom, err = runChromium(t, chromium, "--virtual-time-budget=3000", "--dump-dom", admin+"/")
+	dom, err = runChromium(t, chromium, "--virtual-time-budget=3000", "--dump-dom", s.adminLogin(t))
 	if err != nil {
 		t.Fatal(err)
 	}
