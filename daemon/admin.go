@@ -459,6 +459,8 @@ type limitsView struct{ Upload, Download, Stream string }
 type trafficView struct {
 	Requests, WebSockets, Streams, Uploads int64
 	In, Out                                string
+	CamUpstreams, CamViewers               int64 // shared webcam streams to the printer now, and who watches them
+	CamDropped, CamContinued               int64 // since start
 }
 
 func (a *admin) index(w http.ResponseWriter, r *http.Request) {
@@ -520,7 +522,8 @@ func (a *admin) printerView(rec credstore.Record, listenHost, adminHost string) 
 	}
 	t := a.d.metrics.Traffic(rec.Name)
 	v.Traffic = trafficView{Requests: t.Requests, WebSockets: t.WebSockets, Streams: t.Streams, Uploads: t.Uploads,
-		In: FormatBytes(t.BytesIn), Out: FormatBytes(t.BytesOut)}
+		In: FormatBytes(t.BytesIn), Out: FormatBytes(t.BytesOut), CamUpstreams: t.WebcamUpstreams, CamViewers: t.WebcamViewers,
+		CamDropped: t.WebcamDropped, CamContinued: t.WebcamContinuations}
 	return v
 }
 

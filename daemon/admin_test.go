@@ -217,9 +217,23 @@ func TestAdminPageListsPrinters(t *testing.T) {
 		t.Fatalf("GET through mk4: %d", a.status)
 	}
 
+	// A webcam viewer shows as one shared stream with one viewer.
+	camCtx, stopCam := context.WithCancel(context.Background())
+	defer stopCam()
+	camReq, _ := http.NewRequestWithContext(camCtx, http.MethodGet, "http://"+d.PrinterAddr("mk4")+"/webcam/?action=stream", nil)
+	camResp, err := http.DefaultClient.Do(camReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer camResp.Body.Close()
+	if _, err := io.ReadAtLeast(camResp.Body, make([]byte, 2048), 2048); err != nil {
+		t.Fatalf("webcam through mk4: %v", err)
+	}
+
 	b := newBrowser(t, d)
 	body, _ := b.page()
 	for _, want := range []string{
+		"1 shared stream(s) to the printer for 1 viewer(s)",
 		`id="printer-mk4"`, `id="printer-voron"`, "Prusa MK4", "Voron 2.4",
 		`href="http://` + d.PrinterAddr("mk4") + `"`, `href="http://` + d.PrinterAddr("voron") + `"`,
 		`class="state online"`, "relay", "upload 500 MiB", "1 requests", `action="/connect"`,

@@ -56,6 +56,7 @@ var adminTmpl = template.Must(template.New("layout").Parse(`{{define "head"}}<!d
 <tr><th>Limits</th><td>{{if .Limits}}upload {{.Limits.Upload}} · download {{.Limits.Download}} · webcam stream {{.Limits.Stream}}{{else}}unknown until OctoEverywhere answered once{{end}}</td></tr>
 <tr><th>Since start</th><td>{{.Traffic.Requests}} requests · {{.Traffic.In}} in · {{.Traffic.Out}} out</td></tr>
 <tr><th>Open now</th><td>{{.Traffic.WebSockets}} WebSocket(s) · {{.Traffic.Streams}} webcam/event stream(s) · {{.Traffic.Uploads}} upload(s)</td></tr>
+<tr><th>Webcams</th><td>{{.Traffic.CamUpstreams}} shared stream(s) to the printer for {{.Traffic.CamViewers}} viewer(s) · {{.Traffic.CamDropped}} frame(s) skipped for slow viewers · {{.Traffic.CamContinued}} stream(s) continued after a relay cut</td></tr>
 </table>
 <form class="inline" method="post" action="/printers/{{.Name}}/livelink"><input type="hidden" name="csrf" value="{{$.CSRF}}">
 <label>Live Link for <input type="number" name="hours" min="1" max="17520" value="24"> hours</label>
