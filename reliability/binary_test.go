@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,25 +22,7 @@ import (
 // daemon's log, `list --json`, the admin endpoints and every file of the data directory are handed to the
 // secrets check; the real listener refuses oversized headers and a smuggling attempt too.
 func TestBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the oeproxy binary")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	bin := filepath.Join(t.TempDir(), "oeproxy")
-	if err := bench.BuildOEProxy(ctx, bin); err != nil {
-		t.Fatal(err)
-	}
-	env, err := bench.StartEnv(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
-	registerSecrets(env.Secrets(), nil)
-	oe, err := bench.NewOEProxy(ctx, bin, env)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, env, oe := binaryUnderTest(t, 3*time.Minute)
 	const grace = 10 * time.Second
 	oe.SetEnv("OEPROXY_SHUTDOWN_GRACE=" + grace.String())
 	if _, err := oe.Start(); err != nil {

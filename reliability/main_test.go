@@ -42,6 +42,9 @@ func soak() bool { return os.Getenv("OEPROXY_SOAK") == "1" }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if built.dir != "" {
+		_ = os.RemoveAll(built.dir)
+	}
 	// The secrets check runs after every other case, over every log and the binary's files they produced.
 	if err := checkAllSecrets(); err != nil {
 		fmt.Fprintln(os.Stderr, "--- FAIL: secrets:", err)

@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -18,7 +17,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/oeproxy/oeproxy/bench"
 	"github.com/oeproxy/oeproxy/credstore"
 )
 
@@ -26,25 +24,7 @@ import (
 // files in the store's place, a full disk, one record that does not authenticate, and the same App Connection
 // stored twice.
 func TestStoreBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the oeproxy binary")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	bin := filepath.Join(t.TempDir(), "oeproxy")
-	if err := bench.BuildOEProxy(ctx, bin); err != nil {
-		t.Fatal(err)
-	}
-	env, err := bench.StartEnv(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
-	registerSecrets(env.Secrets(), nil)
-	oe, err := bench.NewOEProxy(ctx, bin, env)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, env, oe := binaryUnderTest(t, 4*time.Minute)
 	// run runs an oeproxy command with the bench configuration and extra KEY=value settings.
 	run := func(t *testing.T, stdin string, extra []string, args ...string) (code int, stdout, stderr string) {
 		t.Helper()
@@ -125,7 +105,7 @@ func TestStoreBinary(t *testing.T) {
 	t.Run("HOME unset: no store in the working directory", func(t *testing.T) {
 		track(t)
 		cwd := private(t)
-		cmd := exec.CommandContext(ctx, bin, "list")
+		cmd := exec.CommandContext(ctx, built.bin, "list")
 		cmd.Dir = cwd
 		for _, kv := range oe.Command(ctx).Env {
 			if k, _, _ := strings.Cut(kv, "="); k != "HOME" && k != "OEPROXY_DATA_DIR" && k != "XDG_DATA_HOME" {
