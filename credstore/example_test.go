@@ -44,7 +44,7 @@ func Example() {
 	}
 	fmt.Println("stored:", rec.Name, rec.Port)
 
-	if err := store.Put(credstore.Record{Name: "other", URL: rec.URL, Port: rec.Port}); err != nil {
+	if _, err := store.Add(credstore.Record{Name: "other", URL: rec.URL, Port: rec.Port}); err != nil {
 		fmt.Println("refused:", err)
 	}
 

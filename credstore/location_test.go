@@ -251,7 +251,7 @@ func TestPidFileOnAFullDiskIsNotFatal(t *testing.T) {
 	path := DefaultPath(dir)
 	key := newKey(t)
 	s := openStore(t, path, keySource(t, key))
-	if err := s.Put(sampleRecord(t, "mk4", 5001)); err != nil {
+	if _, err := s.Add(sampleRecord(t, "mk4", 5001)); err != nil {
 		t.Fatal(err)
 	}
 	_ = s.Close()

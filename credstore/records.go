@@ -83,12 +83,6 @@ func damagedRecordsErr(path string, bad []Damaged) error {
 	return newErr(ErrCorrupt, nil, fmt.Sprintf("%s: %s", path, strings.Join(msgs, "; ")))
 }
 
-// Put stores a new printer; see Add.
-func (s *Store) Put(r Record) error {
-	_, err := s.Add(r)
-	return err
-}
-
 // Add stores a new printer and returns it as stored. An empty Name becomes Slug(PrinterName) (with -2, -3, ...
 // when taken); a zero Port the first free port from Options.PortBase; an empty Route "relay"; a zero CreatedAt
 // now. A given name or port that is taken is refused (ErrNameTaken, ErrPortTaken) naming its owner.
@@ -335,25 +329,4 @@ func (s *Store) Delete(name string) error {
 		}
 		return b.Delete(bkey)
 	})
-}
-
-// NextFreePort is the first port from base (Options.PortBase when base <= 0) that no printer uses, or 0 when
-// none is left. Another process or a concurrent Add may take it first: Add reports that as ErrPortTaken (and
-// Add with Port 0 picks the port inside its own transaction). When the store cannot be read it returns base;
-// the Add that follows reports why.
-func (s *Store) NextFreePort(base int) int {
-	if base <= 0 {
-		base = s.opts.PortBase
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	port := base
-	_ = s.view(func(tx *bolt.Tx) error {
-		all, _, err := s.scan(tx, s.dk)
-		if err == nil {
-			port = nextFree(all, base)
-		}
-		return err
-	})
-	return port
 }

@@ -125,7 +125,7 @@ func TestRotateKeyCrashAtEveryStep(t *testing.T) {
 					t.Fatal(err)
 				}
 				for i, n := range []string{"a", "b", "c"} {
-					if err := s.Put(sampleRecord(t, n, 5001+i)); err != nil {
+					if _, err := s.Add(sampleRecord(t, n, 5001+i)); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -191,7 +191,7 @@ func TestRotateKeyRefusals(t *testing.T) {
 	path := filepath.Join(dir, FileName)
 	key := newKey(t)
 	s := openStore(t, path, keySource(t, key))
-	if err := s.Put(sampleRecord(t, "mk4", 5001)); err != nil {
+	if _, err := s.Add(sampleRecord(t, "mk4", 5001)); err != nil {
 		t.Fatal(err)
 	}
 	other := filepath.Join(dir, "someone-elses.key")
@@ -228,7 +228,7 @@ func mustGetOnly(t *testing.T, path string, key []byte) Record {
 func TestRotateKeyReplacesDataKey(t *testing.T) {
 	path := dbPath(t)
 	s := openStore(t, path, keySource(t, newKey(t)))
-	if err := s.Put(sampleRecord(t, "mk4", 5001)); err != nil {
+	if _, err := s.Add(sampleRecord(t, "mk4", 5001)); err != nil {
 		t.Fatal(err)
 	}
 	before := s.dk.bucketKey("mk4")

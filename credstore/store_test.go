@@ -23,7 +23,7 @@ func TestRoundTripEveryField(t *testing.T) {
 	key := newKey(t)
 	s := openStore(t, path, keySource(t, key))
 	want := sampleRecord(t, "mk4", 5001)
-	if err := s.Put(want); err != nil {
+	if _, err := s.Add(want); err != nil {
 		t.Fatal(err)
 	}
 	want.SchemaVersion = SchemaVersion
@@ -91,7 +91,7 @@ func TestRawFileHasNoSecrets(t *testing.T) {
 	for i, name := range []string{"alpha-printer", "beta", "gamma"} {
 		r := sampleRecord(t, name, 6000+i)
 		recs = append(recs, r)
-		if err := s.Put(r); err != nil {
+		if _, err := s.Add(r); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -127,7 +127,7 @@ func TestRawFileHasNoSecrets(t *testing.T) {
 func TestWrongKey(t *testing.T) {
 	path := dbPath(t)
 	s := openStore(t, path, keySource(t, newKey(t)))
-	if err := s.Put(sampleRecord(t, "mk4", 5001)); err != nil {
+	if _, err := s.Add(sampleRecord(t, "mk4", 5001)); err != nil {
 		t.Fatal(err)
 	}
 	_ = s.Close()
@@ -154,7 +154,7 @@ func TestPassphraseSource(t *testing.T) {
 	path := dbPath(t)
 	s := openStore(t, path, Passphrase("correct horse", Argon2Params{}))
 	want := sampleRecord(t, "mk4", 5001)
-	if err := s.Put(want); err != nil {
+	if _, err := s.Add(want); err != nil {
 		t.Fatal(err)
 	}
 	_ = s.Close()
@@ -184,7 +184,7 @@ func TestTruncatedFile(t *testing.T) {
 	key := newKey(t)
 	s := openStore(t, path, keySource(t, key))
 	for i := range 20 {
-		if err := s.Put(sampleRecord(t, fmt.Sprintf("p%d", i), 5001+i)); err != nil {
+		if _, err := s.Add(sampleRecord(t, fmt.Sprintf("p%d", i), 5001+i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -269,7 +269,7 @@ func TestFlippedByteInRecord(t *testing.T) {
 	path := dbPath(t)
 	key := newKey(t)
 	s := openStore(t, path, keySource(t, key))
-	if err := s.Put(sampleRecord(t, "mk4", 5001)); err != nil {
+	if _, err := s.Add(sampleRecord(t, "mk4", 5001)); err != nil {
 		t.Fatal(err)
 	}
 	_ = s.Close()
@@ -298,7 +298,7 @@ func TestFlippedByteInRecord(t *testing.T) {
 	if _, err := s.List(); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("List: %v, want ErrCorrupt", err)
 	}
-	if err := s.Put(sampleRecord(t, "other", 5002)); !errors.Is(err, ErrCorrupt) {
+	if _, err := s.Add(sampleRecord(t, "other", 5002)); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Put beside a damaged record: %v, want ErrCorrupt", err)
 	}
 	_ = s.Close()
@@ -345,7 +345,7 @@ func TestSwappedAndReplayedRecords(t *testing.T) {
 	key := newKey(t)
 	s := openStore(t, path, keySource(t, key))
 	for i, name := range []string{"a", "b"} {
-		if err := s.Put(sampleRecord(t, name, 5001+i)); err != nil {
+		if _, err := s.Add(sampleRecord(t, name, 5001+i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -395,18 +395,18 @@ func TestSwappedAndReplayedRecords(t *testing.T) {
 
 func TestNamesAndPortsAreUnique(t *testing.T) {
 	s := openStore(t, dbPath(t), keySource(t, newKey(t)))
-	if err := s.Put(sampleRecord(t, "mk4", 5001)); err != nil {
+	if _, err := s.Add(sampleRecord(t, "mk4", 5001)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Put(sampleRecord(t, "voron", 5002)); err != nil {
+	if _, err := s.Add(sampleRecord(t, "voron", 5002)); err != nil {
 		t.Fatal(err)
 	}
-	err := s.Put(sampleRecord(t, "mini", 5001))
+	_, err := s.Add(sampleRecord(t, "mini", 5001))
 	if !errors.Is(err, ErrPortTaken) || !errors.Is(err, ErrExists) || errors.Is(err, ErrNameTaken) ||
 		!strings.Contains(err.Error(), `port 5001 is taken by printer "mk4"`) {
 		t.Fatalf("taken port: %v", err)
 	}
-	if err := s.Put(sampleRecord(t, "mk4", 5003)); !errors.Is(err, ErrNameTaken) || !errors.Is(err, ErrExists) ||
+	if _, err := s.Add(sampleRecord(t, "mk4", 5003)); !errors.Is(err, ErrNameTaken) || !errors.Is(err, ErrExists) ||
 		!strings.Contains(err.Error(), `"mk4"`) {
 		t.Fatalf("taken name: %v", err)
 	}
@@ -416,10 +416,10 @@ func TestNamesAndPortsAreUnique(t *testing.T) {
 	if err := s.Update("voron", func(r *Record) error { r.Name = "mk4"; return nil }); !errors.Is(err, ErrNameTaken) {
 		t.Fatalf("rename to a taken name: %v", err)
 	}
-	if err := s.Put(sampleRecord(t, "Bad Name", 5009)); !errors.Is(err, ErrInvalid) {
+	if _, err := s.Add(sampleRecord(t, "Bad Name", 5009)); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("invalid name: %v", err)
 	}
-	if err := s.Put(sampleRecord(t, "big", 70000)); !errors.Is(err, ErrInvalid) {
+	if _, err := s.Add(sampleRecord(t, "big", 70000)); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("invalid port: %v", err)
 	}
 	// Defaults: the name from the printer name, de-duplicated; the next free port; route relay.
@@ -432,11 +432,12 @@ func TestNamesAndPortsAreUnique(t *testing.T) {
 	if got.Name != "mk4-2" || got.Port != 5003 || got.Route != RouteRelay {
 		t.Fatalf("Add with defaults gave name %q port %d route %q", got.Name, got.Port, got.Route)
 	}
-	if p := s.NextFreePort(5001); p != 5004 {
-		t.Fatalf("NextFreePort(5001) = %d", p)
+	// The next port is the first free one after those taken.
+	if next, err := s.Add(sampleRecord(t, "next", 0)); err != nil || next.Port != 5004 {
+		t.Fatalf("Add with port 0 after 5001-5003: port %d, %v", next.Port, err)
 	}
-	if p := s.NextFreePort(6000); p != 6000 {
-		t.Fatalf("NextFreePort(6000) = %d", p)
+	if err := s.Delete("next"); err != nil {
+		t.Fatal(err)
 	}
 	// Renaming and moving work and List is sorted by port.
 	if err := s.Update("mk4-2", func(r *Record) error { r.Name, r.Port = "mini", 4000; return nil }); err != nil {
@@ -490,7 +491,7 @@ func TestConcurrentWriters(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if err := s.Put(sampleRecord(t, "counter", 7000)); err != nil {
+	if _, err := s.Add(sampleRecord(t, "counter", 7000)); err != nil {
 		t.Fatal(err)
 	}
 	for i := range n {
@@ -629,12 +630,12 @@ func TestAddReturnsWhatGetReturns(t *testing.T) {
 func TestAddRefusesASecondCopyOfAnAppConnection(t *testing.T) {
 	s := openStore(t, dbPath(t), keySource(t, newKey(t)))
 	r := sampleRecord(t, "mk4", 5001)
-	if err := s.Put(r); err != nil {
+	if _, err := s.Add(r); err != nil {
 		t.Fatal(err)
 	}
 	dup := r
 	dup.Name, dup.Port = "mk4-again", 5002
-	err := s.Put(dup)
+	_, err := s.Add(dup)
 	if !errors.Is(err, ErrDuplicate) || !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), `"mk4"`) {
 		t.Fatalf("second copy: %v, want ErrDuplicate naming \"mk4\"", err)
 	}
@@ -658,7 +659,7 @@ func TestScanServesGoodRecordsBesideADamagedOne(t *testing.T) {
 	key := newKey(t)
 	s := openStore(t, path, keySource(t, key))
 	for i, name := range []string{"alpha", "beta", "gamma"} {
-		if err := s.Put(sampleRecord(t, name, 5001+i)); err != nil {
+		if _, err := s.Add(sampleRecord(t, name, 5001+i)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -105,7 +105,7 @@ func (p *Printers) Add(_ context.Context, req AddRequest) (credstore.PublicRecor
 		LastKnownLocalIP: c.PrinterLastKnownLocalIP, PrinterID: req.PrinterID,
 		Port: port, Route: "relay", CreatedAt: now().UTC().Truncate(time.Second),
 	}
-	if err := p.Store.Put(rec); err != nil {
+	if _, err := p.Store.Add(rec); err != nil {
 		return credstore.PublicRecord{}, err
 	}
 	if p.OnAdd != nil {

@@ -141,9 +141,6 @@ var completionKeys = map[string]string{
 	"octoprintapikey":         "octoPrintApiKey",
 }
 
-// Paste parses a completion URL the user copied (the --completion-url fallback); it is ParseCompletion.
-func Paste(raw, relayDomain string) (Completion, error) { return ParseCompletion(raw, relayDomain) }
-
 // ParseCompletion reads the portal's completion from raw: a full URL (the loopback callback or
 // https://octoeverywhere.com/appportal/v1/complete?...), or only its query. Surrounding whitespace and quotes
 // are ignored. Keys match case-insensitively (both documented spellings of the Basic keys), and keys in the

@@ -178,7 +178,7 @@ func TestEndToEndOutcomesWithOESim(t *testing.T) {
 	if !strings.HasPrefix(loc, "https://"+sim.Domain+"/appportal/v1/complete?") {
 		t.Fatalf("no returnUrl: portal went to %q", strings.SplitN(loc, "?", 2)[0])
 	}
-	c, err = Paste("  '"+loc+"'\n", sim.Domain)
+	c, err = ParseCompletion("  '"+loc+"'\n", sim.Domain)
 	if err != nil {
 		t.Fatal(err)
 	}

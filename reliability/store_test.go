@@ -218,7 +218,7 @@ func TestStoreBinary(t *testing.T) {
 		}
 		other := credstore.Record{Name: "other", ConnectionID: "other-connection", URL: "https://app-other.example",
 			BasicUser: "u", BasicPassword: "p", Port: oe.Port + 1}
-		if err := st.Put(other); err != nil {
+		if _, err := st.Add(other); err != nil {
 			t.Fatal(err)
 		}
 		_ = st.Close()

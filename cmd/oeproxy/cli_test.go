@@ -253,3 +253,20 @@ func TestConnectPasteAndBadInput(t *testing.T) {
 	}
 	e.assertNoSecrets(out)
 }
+
+// The first connect makes the master key file and says once to back it up; later commands do not repeat it.
+func TestNewKeyFileAdvice(t *testing.T) {
+	e := newEnv(t, oesim.Options{})
+	ps := e.sim.Printers()
+	for i, p := range ps[:2] {
+		c := e.sim.Connect(p).Credentials()
+		code, _, errOut := e.run(context.Background(), completionURL(c, p.Name, nil)+"\n", "connect", "--completion-url", "-", "--port", "0")
+		if code != 0 {
+			t.Fatalf("connect %s: exit %d %s", p.Name, code, errOut)
+		}
+		key := filepath.Join(e.dataDir, "master.key")
+		if said := strings.Contains(errOut, "made a new master key in "+key) && strings.Contains(errOut, "keep a copy"); said != (i == 0) {
+			t.Errorf("connect %d: advice to back up %s shown %v, want %v: %q", i+1, key, said, i == 0, errOut)
+		}
+	}
+}

@@ -72,6 +72,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, ready func(
 		return err
 	}
 	defer st.Close()
+	if kf := st.KeyFileCreated(); kf != "" {
+		log.Warn(newKeyAdvice(kf))
+	}
 	if err := st.PidFileErr(); err != nil {
 		log.Warn("pid file not written (it only names this process in an \"in use\" message; printers are served)", zap.Error(err))
 	}

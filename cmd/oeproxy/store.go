@@ -38,6 +38,13 @@ func openStoreFor(c *config.Config, create bool) (*credstore.Store, error) {
 		NoCreate: !create, AllowSymlinks: c.Store.AllowSymlinks})
 }
 
+// newKeyAdvice is what a user is told once, when oeproxy made the store's master key file: it is the one thing
+// that cannot be made again.
+func newKeyAdvice(keyFile string) string {
+	return fmt.Sprintf("oeproxy made a new master key in %s: keep a copy somewhere safe (a password manager or a "+
+		"backup); without it the stored App Connections cannot be read and every printer must be linked again", keyFile)
+}
+
 // explainNoStore adds to ErrNoStore where the system service keeps its store, when the user did not choose a
 // data dir and the service's exists: `sudo oeproxy list` looks in root's home, not in the service's directory.
 func explainNoStore(c *config.Loaded, err error) error {
@@ -83,6 +90,9 @@ func (a *app) openControl(ctx context.Context, create bool) (daemon.Control, fun
 	}
 	if err != nil {
 		return nil, nil, err
+	}
+	if kf := st.KeyFileCreated(); kf != "" {
+		fmt.Fprintln(a.err, newKeyAdvice(kf))
 	}
 	p := &daemon.Printers{Store: st, PortBase: c.Listen.PortBase, ListenHost: c.Listen.Host,
 		RelayDomain: c.OctoEverywhere.RelayDomain}
