@@ -192,9 +192,16 @@ func TestGadgetAPI(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	c.Printer().SetOnline(false)
-	time.Sleep(300 * time.Millisecond)
-	if code, _ := callAPI(t, s, http.MethodPost, path, tok, nil); code != 601 {
-		t.Errorf("offline: %d, want 601", code)
+	// The next call after the interval (429 until then) finds the printer offline.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		code, _ := callAPI(t, s, http.MethodPost, path, tok, nil)
+		if code == 601 {
+			break
+		}
+		if code != 429 || time.Now().After(deadline) {
+			t.Fatalf("offline: %d, want 601", code)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -89,6 +89,11 @@ var probes = []probe{
 // It returns the ID, or "" and a warning wrapping ErrPrinterIDNotFound that says what each attempt found.
 // The warning is never fatal: the portal lets the user pick the printer instead.
 func DiscoverPrinterID(ctx context.Context, printerURL, apiKey string, client *http.Client) (string, error) {
+	return discoverPrinterID(ctx, printerURL, apiKey, client, DiscoverTimeout)
+}
+
+// discoverPrinterID is DiscoverPrinterID with each request bounded by timeout (tests use a short one).
+func discoverPrinterID(ctx context.Context, printerURL, apiKey string, client *http.Client, timeout time.Duration) (string, error) {
 	base, err := printerBase(printerURL)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrPrinterIDNotFound, err)
@@ -106,7 +111,7 @@ func DiscoverPrinterID(ctx context.Context, printerURL, apiKey string, client *h
 			notes = append(notes, ctx.Err().Error())
 			break
 		}
-		id, note := tryProbe(ctx, c, base, p, apiKey)
+		id, note := tryProbe(ctx, c, base, p, apiKey, timeout)
 		if id != "" {
 			return id, nil
 		}
@@ -133,8 +138,8 @@ func printerBase(raw string) (*url.URL, error) {
 }
 
 // tryProbe returns the ID, or "" and a short note on what happened.
-func tryProbe(ctx context.Context, c *http.Client, base *url.URL, p probe, apiKey string) (string, string) {
-	ctx, cancel := context.WithTimeout(ctx, DiscoverTimeout)
+func tryProbe(ctx context.Context, c *http.Client, base *url.URL, p probe, apiKey string, timeout time.Duration) (string, string) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	u := *base
 	u.Path = base.Path + p.path
@@ -150,7 +155,7 @@ func tryProbe(ctx context.Context, c *http.Client, base *url.URL, p probe, apiKe
 	resp, err := c.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return "", fmt.Sprintf("no answer within %s", DiscoverTimeout)
+			return "", fmt.Sprintf("no answer within %s", timeout)
 		}
 		var ue *url.Error
 		if errors.As(err, &ue) {

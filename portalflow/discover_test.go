@@ -23,11 +23,16 @@ func jsonHandler(body string) http.HandlerFunc {
 
 func discover(t *testing.T, base, apiKey string) (string, error) {
 	t.Helper()
+	return discoverWithin(t, base, apiKey, DiscoverTimeout)
+}
+
+func discoverWithin(t *testing.T, base, apiKey string, timeout time.Duration) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
-	id, warn := DiscoverPrinterID(ctx, base, apiKey, &http.Client{Transport: tr})
+	id, warn := discoverPrinterID(ctx, base, apiKey, &http.Client{Transport: tr}, timeout)
 	if warn != nil && strings.Contains(warn.Error(), testAPIKey) {
 		t.Fatalf("warning shows the API key: %v", warn)
 	}
@@ -153,8 +158,8 @@ func TestDiscoverPrinterIDTimeout(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(release)
-	id, warn := discover(t, srv.URL, "")
-	if id != "" || !errors.Is(warn, ErrPrinterIDNotFound) || strings.Count(warn.Error(), "no answer within 2s") != 3 {
+	id, warn := discoverWithin(t, srv.URL, "", 200*time.Millisecond)
+	if id != "" || !errors.Is(warn, ErrPrinterIDNotFound) || strings.Count(warn.Error(), "no answer within 200ms") != 3 {
 		t.Fatalf("got %q, %v", id, warn)
 	}
 }

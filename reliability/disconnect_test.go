@@ -24,8 +24,12 @@ func TestClientDisconnects(t *testing.T) {
 		{"while sending headers", func(t *testing.T, r *rig) {
 			c := dial(t, r)
 			fmt.Fprintf(c, "GET /small HTTP/1.1\r\nHost: %s\r\nX-Half: ", r.addr)
-			time.Sleep(100 * time.Millisecond)
 			c.Close()
+			select { // the server is done with the connection: whatever it was going to forward has gone
+			case <-r.closed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the proxy did not finish with a connection closed mid-header")
+			}
 			if n := r.relayRequests(); n != 0 {
 				t.Errorf("a half-sent request reached the relay (%d requests)", n)
 			}
@@ -39,7 +43,7 @@ func TestClientDisconnects(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			time.Sleep(200 * time.Millisecond)
+			waitFor(t, "the relay to receive the upload", func() bool { return stackCount(relaySide...) > 0 })
 			c.Close()
 		}},
 		{"while waiting for the answer", func(t *testing.T, r *rig) {

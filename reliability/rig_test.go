@@ -41,6 +41,8 @@ type rig struct {
 	tr    *http.Transport
 	wstr  *http.Transport // WebSocket handshakes
 	logs  *observer.ObservedLogs
+	// closed receives once for each local connection the server has finished with (closed or hijacked).
+	closed chan struct{}
 	// client reaches the local listener (keep-alive, no timeout: each test sets its own deadline).
 	client *http.Client
 	ctr    *http.Transport
@@ -63,7 +65,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, env: env}
+	r := &rig{t: t, env: env, closed: make(chan struct{}, 1024)}
 	r.chaos, err = newChaos(env.Sim.Addr)
 	if err != nil {
 		env.Close()
@@ -101,7 +103,15 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	}
 	// As daemon.startPrinter: no Read/WriteTimeout, a header timeout, an idle timeout, 64 KiB of headers.
 	r.srv = &http.Server{Handler: r.h, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
-		MaxHeaderBytes: daemon.MaxHeaderBytes, ErrorLog: zap.NewStdLog(zap.New(core))}
+		MaxHeaderBytes: daemon.MaxHeaderBytes, ErrorLog: zap.NewStdLog(zap.New(core)),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateClosed || s == http.StateHijacked {
+				select {
+				case r.closed <- struct{}{}:
+				default: // nobody waits for this one
+				}
+			}
+		}}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = r.srv.Serve(ln) }()
 	r.ctr = &http.Transport{MaxIdleConnsPerHost: 2048, DisableCompression: true}
