@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oeproxy/oeproxy/internal/testutil"
+
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -129,14 +131,5 @@ func logText(logs *observer.ObservedLogs) string {
 	return b.String()
 }
 
-// waitFor polls cond until it holds or 10 s pass (a deadline, not a timing assumption).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// waitFor is the shared helper of internal/testutil under the name this package's tests use.
+var waitFor = testutil.WaitFor

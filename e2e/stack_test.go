@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/oeproxy/oeproxy/internal/testutil"
 
 	"github.com/oeproxy/oeproxy/daemon"
 	"github.com/oeproxy/oeproxy/oesim"
@@ -224,17 +225,6 @@ func (s *stack) checkNoSecrets(t *testing.T, ls ...linked) {
 	}
 }
 
-// freePort returns a loopback port that was free a moment ago (the daemon binds it right after).
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // memory reads a process's peak (VmHWM) and current (VmRSS) resident set size in bytes from /proc.
 func memory(pid int) (hwm, rss int64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -262,3 +252,6 @@ func memory(pid int) (hwm, rss int64, err error) {
 	}
 	return hwm, rss, nil
 }
+
+// freePort is the shared helper of internal/testutil under the name this package's tests use.
+var freePort = testutil.FreePort

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oeproxy/oeproxy/internal/testutil"
+
 	"github.com/coder/websocket"
 	gorilla "github.com/gorilla/websocket"
 )
@@ -244,18 +246,6 @@ func TestWebSocketGorillaClient(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds or a generous deadline passes.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met before the deadline")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestWebSocketPluginDisconnect: the relay closing the socket (plugin gone) reaches the client with its code.
 func TestWebSocketPluginDisconnect(t *testing.T) {
 	e := startSim(t, newTestBackend(), nil)
@@ -271,4 +261,10 @@ func TestWebSocketPluginDisconnect(t *testing.T) {
 		t.Fatalf("client got %v, want 1001 from the relay", err)
 	}
 	waitFor(t, func() bool { return e.h.OpenWebSockets() == 0 })
+}
+
+// waitFor polls cond under testutil's deadline.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	testutil.WaitFor(t, "the condition", cond)
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oeproxy/oeproxy/internal/testutil"
+
 	"github.com/oeproxy/oeproxy/oesim"
 )
 
@@ -121,13 +123,5 @@ func dial(t testing.TB, r *rig) net.Conn {
 	return c
 }
 
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// waitFor is the shared helper of internal/testutil under the name this package's tests use.
+var waitFor = testutil.WaitFor

@@ -12,7 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/oeproxy/oeproxy/internal/testutil"
 
 	"github.com/oeproxy/oeproxy/daemon"
 	"github.com/oeproxy/oeproxy/oesim"
@@ -127,13 +128,5 @@ func hangup(t *testing.T) {
 	}
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// waitUntil is the shared helper of internal/testutil under the name this package's tests use.
+var waitUntil = testutil.WaitFor
