@@ -409,10 +409,7 @@ type messageView struct {
 }
 
 func (a *admin) fail(w http.ResponseWriter, title string, err error) {
-	_, status := kindOf(err)
-	if status == http.StatusInternalServerError && appapi.CodeOf(err) != 0 {
-		status = http.StatusBadGateway
-	}
+	_, status := kindsOf(err)
 	a.render(w, status, "message", messageView{Title: title, Error: err.Error()})
 }
 

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/oeproxy/oeproxy/appapi"
@@ -53,36 +52,86 @@ var (
 // errorBody is the JSON error of the control API.
 type errorBody struct {
 	Error string `json:"error"`
-	Kind  string `json:"kind,omitempty"`
+	// Kinds name the sentinel errors the daemon's error matched (errorKinds), so that errors.Is gives the same
+	// answer on the client side as in the daemon, and the message stays word for word the same.
+	Kinds []string `json:"kinds,omitempty"`
+	// Kind is the first of Kinds (older clients read it).
+	Kind string `json:"kind,omitempty"`
 	// Code is the OctoEverywhere code (600-613) the error carries, so errors.Is works on the client side.
 	Code int `json:"oe_code,omitempty"`
 }
 
-func kindOf(err error) (string, int) {
-	if kind, status, ok := appKindOf(err); ok {
-		return kind, status
-	}
-	switch {
-	case errors.Is(err, ErrConflict), errors.Is(err, credstore.ErrExists):
-		return "conflict", http.StatusConflict
-	case errors.Is(err, ErrNotFound), errors.Is(err, credstore.ErrNotFound):
-		return "not_found", http.StatusNotFound
-	case errors.Is(err, ErrInvalid):
-		return "invalid", http.StatusBadRequest
-	}
-	return "", http.StatusInternalServerError
+// errorKinds are the sentinel errors that cross the control socket by name, each with the HTTP status the
+// daemon answers with when it is the first one an error matches.
+var errorKinds = []struct {
+	kind   string
+	status int
+	err    error
+}{
+	{"bad_argument", http.StatusBadRequest, appapi.ErrInvalidArgument},
+	{"rate_limited", http.StatusTooManyRequests, appapi.ErrRateLimited},
+	{"not_found", http.StatusNotFound, ErrNotFound},
+	{"store_not_found", http.StatusNotFound, credstore.ErrNotFound},
+	{"conflict", http.StatusConflict, ErrConflict},
+	{"name_taken", http.StatusConflict, credstore.ErrNameTaken},
+	{"port_taken", http.StatusConflict, credstore.ErrPortTaken},
+	{"duplicate", http.StatusConflict, credstore.ErrDuplicate},
+	{"exists", http.StatusConflict, credstore.ErrExists},
+	{"invalid", http.StatusBadRequest, ErrInvalid},
+	{"store_invalid", http.StatusBadRequest, credstore.ErrInvalid},
+	{"corrupt", http.StatusInternalServerError, credstore.ErrCorrupt},
 }
 
-func errorFromKind(kind, msg string) error {
-	switch kind {
-	case "conflict":
-		return fmt.Errorf("%w: %s", ErrConflict, strings.TrimPrefix(msg, ErrConflict.Error()+": "))
-	case "not_found":
-		return fmt.Errorf("%w: %s", ErrNotFound, strings.TrimPrefix(msg, ErrNotFound.Error()+": "))
-	case "invalid":
-		return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(msg, ErrInvalid.Error()+": "))
+// kindsOf names the sentinels err matches and picks the reply's status.
+func kindsOf(err error) ([]string, int) {
+	var kinds []string
+	status := 0
+	for _, k := range errorKinds {
+		if errors.Is(err, k.err) {
+			kinds = append(kinds, k.kind)
+			if status == 0 {
+				status = k.status
+			}
+		}
 	}
-	return errors.New(msg)
+	switch {
+	case status != 0:
+	case appapi.CodeOf(err) != 0:
+		status = http.StatusBadGateway
+	default:
+		status = http.StatusInternalServerError
+	}
+	return kinds, status
+}
+
+// remoteError is an error that crossed the control socket: the daemon's message, and the sentinels (and
+// OctoEverywhere code) it matched there, so that errors.Is works on the client side as in the daemon.
+type remoteError struct {
+	msg  string
+	errs []error
+}
+
+func (e *remoteError) Error() string   { return e.msg }
+func (e *remoteError) Unwrap() []error { return e.errs }
+
+// errorFromBody rebuilds the daemon's error from its reply.
+func errorFromBody(e errorBody) error {
+	kinds := e.Kinds
+	if len(kinds) == 0 && e.Kind != "" {
+		kinds = []string{e.Kind}
+	}
+	var errs []error
+	for _, name := range kinds {
+		for _, k := range errorKinds {
+			if k.kind == name {
+				errs = append(errs, k.err)
+			}
+		}
+	}
+	if e.Code != 0 {
+		errs = append(errs, &appapi.OEError{Code: e.Code})
+	}
+	return &remoteError{msg: e.Error, errs: errs}
 }
 
 // ControlHandler serves c as the control API (HTTP over the unix socket; the socket's 0600 mode is the
@@ -116,9 +165,13 @@ func ControlHandler(c Control) http.Handler {
 func reply(w http.ResponseWriter, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
-		kind, status := kindOf(err)
+		kinds, status := kindsOf(err)
+		body := errorBody{Error: err.Error(), Kinds: kinds, Code: appapi.CodeOf(err)}
+		if len(kinds) > 0 {
+			body.Kind = kinds[0]
+		}
 		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(errorBody{Error: err.Error(), Kind: kind, Code: appapi.CodeOf(err)})
+		_ = json.NewEncoder(w).Encode(body)
 		return
 	}
 	_ = json.NewEncoder(w).Encode(v)
@@ -205,7 +258,7 @@ func (c *ControlClient) do(ctx context.Context, method, path string, in, out any
 		if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&e) != nil || e.Error == "" {
 			return fmt.Errorf("daemon answered %s on the control socket %s", resp.Status, c.path)
 		}
-		return withRemoteKind(errorFromKind(e.Kind, e.Error), e.Code, e.Kind)
+		return errorFromBody(e)
 	}
 	if out == nil {
 		return nil
