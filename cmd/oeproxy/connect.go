@@ -18,8 +18,6 @@ import (
 	"github.com/oeproxy/oeproxy/portalflow"
 )
 
-func init() { commands = append(commands, newConnectCmd) }
-
 // openBrowser and headless are replaced in tests by functions that play the browser.
 var (
 	openBrowser = portalflow.OpenBrowser

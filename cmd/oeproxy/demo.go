@@ -9,8 +9,6 @@ import (
 	"github.com/oeproxy/oeproxy/internal/demo"
 )
 
-func init() { commands = append(commands, newDemoCmd) }
-
 func newDemoCmd(a *app) *cobra.Command {
 	var (
 		portBase  int

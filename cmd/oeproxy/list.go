@@ -10,8 +10,6 @@ import (
 	"github.com/oeproxy/oeproxy/credstore"
 )
 
-func init() { commands = append(commands, newListCmd) }
-
 func newListCmd(a *app) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{

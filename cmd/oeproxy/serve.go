@@ -16,8 +16,6 @@ import (
 	"github.com/oeproxy/oeproxy/internal/oenet"
 )
 
-func init() { commands = append(commands, newServeCmd) }
-
 func newServeCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",

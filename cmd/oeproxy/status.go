@@ -13,8 +13,6 @@ import (
 	"github.com/oeproxy/oeproxy/internal/oenet"
 )
 
-func init() { commands = append(commands, newStatusCmd) }
-
 func newStatusCmd(a *app) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
