@@ -65,7 +65,7 @@ var (
 	pageBridge = page{Status: http.StatusOK, Title: "Waiting for OctoEverywhere's answer",
 		Lines: []string{"This address carries no answer from the portal yet.",
 			"If this page does not change, copy the whole address from the address bar and run " +
-				"oeproxy connect --completion-url '<address>', or run oeproxy connect again."},
+				"oeproxy connect --completion-url - and paste it there, or run oeproxy connect again."},
 		Script: template.JS(bridgeScript)}
 )
 

@@ -270,3 +270,22 @@ func TestNewKeyFileAdvice(t *testing.T) {
 		}
 	}
 }
+
+// A completion address on the command line still works (scripts use it) but is warned about: it holds the
+// secrets, which ps and shell history keep. Read from standard input it is not.
+func TestCompletionURLOnCommandLineWarns(t *testing.T) {
+	e := newEnv(t, oesim.Options{})
+	ps := e.sim.Printers()
+	const warning = "on the command line other users"
+	c := e.sim.Connect(ps[0]).Credentials()
+	code, _, errOut := e.run(context.Background(), "", "connect", "--completion-url", completionURL(c, ps[0].Name, nil), "--port", "0")
+	if code != 0 || !strings.Contains(errOut, warning) || !strings.Contains(errOut, "--completion-url -") {
+		t.Errorf("argument: exit %d, stderr %q; want success with the warning", code, errOut)
+	}
+	c = e.sim.Connect(ps[1]).Credentials()
+	code, _, errOut = e.run(context.Background(), completionURL(c, ps[1].Name, nil)+"\n", "connect", "--completion-url", "-", "--port", "0")
+	if code != 0 || strings.Contains(errOut, warning) {
+		t.Errorf("stdin: exit %d, stderr %q; want success without the warning", code, errOut)
+	}
+	e.assertNoSecrets(errOut)
+}

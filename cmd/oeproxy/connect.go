@@ -45,9 +45,11 @@ With --printer-url (the printer's LAN address), oeproxy asks the OctoEverywhere 
 printer's ID so the portal preselects it.
 
 Over SSH or without a browser (--no-browser), the portal URL is printed: open it anywhere, finish the
-setup, then copy the address of the page the portal ends on and paste it here, or run
-  oeproxy connect --completion-url '<that address>'
-(--completion-url - reads it from standard input).`,
+setup, then copy the address of the page the portal ends on and paste it into the waiting connect, or
+run
+  oeproxy connect --completion-url -
+and paste it on standard input. The address holds the App Connection's secrets: given as
+--completion-url '<address>' it works, but other users see it in ps and the shell keeps it in its history.`,
 		Example: `  oeproxy connect
   oeproxy connect --name mk4 --port 5001 --printer-url http://192.168.1.20
   oeproxy connect --no-browser
@@ -87,6 +89,11 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 	printerID := ""
 	if f.completionURL != "" {
 		raw := f.completionURL
+		if raw != "-" {
+			fmt.Fprintln(a.err, "warning: the completion address holds the App Connection's secrets, and on the command line other users"+
+				" of this computer can read it (ps) and your shell keeps it in its history; next time use --completion-url -"+
+				" and paste it on standard input")
+		}
 		if raw == "-" {
 			line, err := bufio.NewReader(a.in).ReadString('\n')
 			if err != nil && !errors.Is(err, io.EOF) {
@@ -134,7 +141,7 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 		if !opened {
 			fmt.Fprintf(a.out, "Open this address in a browser, log in, pick the printer and authorize:\n\n  %s\n\n", portal)
 			fmt.Fprintln(a.out, "If that browser is on another machine, the last page will not load: copy its address")
-			fmt.Fprintln(a.out, "from the address bar and paste it here (or run oeproxy connect --completion-url '<address>').")
+			fmt.Fprintln(a.out, "from the address bar and paste it here (or later into oeproxy connect --completion-url -).")
 		}
 		wctx, cancel := context.WithTimeout(ctx, f.timeout)
 		defer cancel()
@@ -208,7 +215,7 @@ func (a *app) explainPortalError(err error) error {
 		}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("the portal did not finish in time: run oeproxy connect again, or use --completion-url: %w", err)
+		return fmt.Errorf("the portal did not finish in time: run oeproxy connect again, or paste the address the portal ended on into oeproxy connect --completion-url -: %w", err)
 	}
 	return err
 }
