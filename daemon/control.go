@@ -212,6 +212,10 @@ type ControlClient struct {
 // ErrNoDaemon means no daemon answers on the control socket; the caller opens the store itself.
 var ErrNoDaemon = errors.New("no oeproxy daemon is running")
 
+// ErrNoAnswer means a change was sent to the daemon but its answer was lost (the daemon stopped half-way): the
+// change may or may not have been made. The caller looks before it tries again.
+var ErrNoAnswer = errors.New("the daemon stopped before it answered, so it is not known whether the change was made")
+
 // DialControl connects to the daemon's socket at path, or returns ErrNoDaemon.
 func DialControl(ctx context.Context, path string) (*ControlClient, error) {
 	c := &ControlClient{path: path, hc: &http.Client{Transport: &http.Transport{
@@ -250,6 +254,10 @@ func (c *ControlClient) do(ctx context.Context, method, path string, in, out any
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		var ne *net.OpError
+		if method != http.MethodGet && ctx.Err() == nil && !(errors.As(err, &ne) && ne.Op == "dial") {
+			return fmt.Errorf("%w: %w", ErrNoAnswer, err)
+		}
 		return err
 	}
 	defer resp.Body.Close()
@@ -263,7 +271,13 @@ func (c *ControlClient) do(ctx context.Context, method, path string, in, out any
 	if out == nil {
 		return nil
 	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		if method != http.MethodGet {
+			return fmt.Errorf("%w: %w", ErrNoAnswer, err)
+		}
+		return err
+	}
+	return nil
 }
 
 // List implements Control.

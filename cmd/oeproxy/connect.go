@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -84,103 +83,98 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 	if err := daemon.ValidateName(f.name); f.name != "" && err != nil {
 		return usageError{fmt.Errorf("--name: %w", err)}
 	}
+	// The portal's answer is one-time: everything that can refuse it is checked before the portal opens.
+	if err := a.connectPrecheck(ctx, f); err != nil {
+		return err
+	}
 	oe := cfg.OctoEverywhere
-	var comp portalflow.Completion
-	printerID := ""
+	var (
+		got added
+		id  string
+	)
+	o := portalflow.LinkOptions{
+		Flow: portalflow.FlowOptions{
+			PortalURL: oe.PortalURL, AppID: oe.AppID, RelayDomain: oe.RelayDomain, AppLogoURL: oe.AppLogoURL,
+			NoOctoPrintKey: f.noOctoPrintKey, ListenAddr: "127.0.0.1:0", Logger: log,
+		},
+		PrinterURL: f.printerURL, PrinterAPIKey: f.apiKey,
+		Discovered: func(printerID string, warn error) {
+			id = printerID
+			if warn != nil {
+				fmt.Fprintf(a.err, "note: %v; the portal will ask you to pick the printer\n", warn)
+			}
+		},
+		Timeout: f.timeout,
+		Keep: func(ctx context.Context, c portalflow.Completion) (string, error) {
+			var err error
+			got, err = a.addPrinter(ctx, daemon.AddRequest{Completion: c, Name: f.name, Port: f.port, PrinterID: id})
+			if err != nil {
+				return "", err
+			}
+			return "Its local address: " + got.rec.LocalURL, nil
+		},
+	}
 	if f.completionURL != "" {
-		raw := f.completionURL
-		if raw != "-" {
+		o.Pasted = f.completionURL
+		if o.Pasted != "-" {
 			fmt.Fprintln(a.err, "warning: the completion address holds the App Connection's secrets, and on the command line other users"+
 				" of this computer can read it (ps) and your shell keeps it in its history; next time use --completion-url -"+
 				" and paste it on standard input")
-		}
-		if raw == "-" {
+		} else {
 			line, err := bufio.NewReader(a.in).ReadString('\n')
 			if err != nil && !errors.Is(err, io.EOF) {
 				return fmt.Errorf("read the completion URL from stdin: %w", err)
 			}
-			raw = line
-		}
-		comp, err = portalflow.ParseCompletion(raw, oe.RelayDomain)
-		if err != nil {
-			return a.explainPortalError(err)
+			if o.Pasted = strings.TrimSpace(line); o.Pasted == "" {
+				return usageError{errors.New("--completion-url -: standard input held no completion address")}
+			}
 		}
 	} else {
-		if f.printerURL != "" {
-			id, warn := portalflow.DiscoverPrinterID(ctx, f.printerURL, f.apiKey, &http.Client{})
-			if warn != nil {
-				fmt.Fprintf(a.err, "note: %v; the portal will ask you to pick the printer\n", warn)
+		o.Show = func(_ context.Context, _ *portalflow.Flow, portal string) error {
+			if oe.AppID == "devtest" {
+				log.Info("using OctoEverywhere's public test App ID devtest (octoeverywhere.app_id)")
 			}
-			printerID = id
-		}
-		flow, err := portalflow.NewFlow(portalflow.FlowOptions{
-			PortalURL: oe.PortalURL, AppID: oe.AppID, RelayDomain: oe.RelayDomain, AppLogoURL: oe.AppLogoURL,
-			PrinterID: printerID, NoOctoPrintKey: f.noOctoPrintKey, ListenAddr: "127.0.0.1:0",
-			Logger: log,
-		})
-		if err != nil {
-			return err
-		}
-		defer flow.Close()
-		portal, err := flow.Start(ctx)
-		if err != nil {
-			return err
-		}
-		if cfg.OctoEverywhere.AppID == "devtest" {
-			log.Info("using OctoEverywhere's public test App ID devtest (octoeverywhere.app_id)")
-		}
-		opened := false
-		if !f.noBrowser && !headless(os.Getenv) {
-			if err := openBrowser(portal); err != nil {
-				fmt.Fprintf(a.err, "could not open a browser (%v)\n", err)
-			} else {
-				opened = true
-				fmt.Fprintln(a.out, "Opened the OctoEverywhere portal in your browser. Log in, pick the printer and authorize.")
+			if !f.noBrowser && !headless(os.Getenv) {
+				if err := openBrowser(portal); err != nil {
+					fmt.Fprintf(a.err, "could not open a browser (%v)\n", err)
+				} else {
+					fmt.Fprintln(a.out, "Opened the OctoEverywhere portal in your browser. Log in, pick the printer and authorize.")
+					return nil
+				}
 			}
-		}
-		if !opened {
 			fmt.Fprintf(a.out, "Open this address in a browser, log in, pick the printer and authorize:\n\n  %s\n\n", portal)
 			fmt.Fprintln(a.out, "If that browser is on another machine, the last page will not load: copy its address")
 			fmt.Fprintln(a.out, "from the address bar and paste it here (or later into oeproxy connect --completion-url -).")
+			return nil
 		}
-		wctx, cancel := context.WithTimeout(ctx, f.timeout)
-		defer cancel()
-		comp, err = a.waitCompletion(wctx, flow, oe.RelayDomain, !opened)
-		if err != nil {
-			return a.explainPortalError(err)
+		if a.interactive {
+			o.Pastes = a.readPastes(oe.RelayDomain)
 		}
 	}
-	ctl, done, err := a.controlCreate(ctx)
+	comp, err := portalflow.Link(ctx, o)
+	var ke *portalflow.KeepError
+	if errors.As(err, &ke) {
+		return a.keepUnstored(comp, ke)
+	}
 	if err != nil {
-		return err
+		return a.explainPortalError(err)
 	}
-	defer done()
-	rec, err := ctl.Add(ctx, daemon.AddRequest{Completion: comp, Name: f.name, Port: f.port, PrinterID: printerID})
-	if err != nil && rec.Name == "" {
-		return err
-	}
+	rec := got.rec
 	log.Info("printer connected", zap.String("printer", rec.Name), zap.String("relay_host", rec.RelayHost))
 	fmt.Fprintf(a.out, "Connected %q as %s: %s\n", rec.PrinterName, rec.Name, rec.LocalURL)
 	if rec.HasOctoPrintAPIKey {
 		fmt.Fprintln(a.out, "The portal created an OctoPrint API key for oeproxy; it is stored encrypted.")
 	}
-	if _, ok := ctl.(*daemon.ControlClient); !ok {
+	if !got.viaDaemon {
 		fmt.Fprintln(a.out, "Start `oeproxy serve` (or the service) to open the port.")
 	}
-	return err
+	return got.warn
 }
 
-// waitCompletion waits for the loopback callback or, on a terminal when the browser may be elsewhere, a pasted
-// completion URL, whichever comes first.
-func (a *app) waitCompletion(ctx context.Context, flow *portalflow.Flow, relayDomain string, paste bool) (portalflow.Completion, error) {
-	if !paste || !a.interactive {
-		return flow.Wait(ctx)
-	}
-	type result struct {
-		c   portalflow.Completion
-		err error
-	}
-	pasted := make(chan result, 1)
+// readPastes reads completion addresses pasted on the terminal while the portal runs; unusable ones are
+// reported and the user may paste again.
+func (a *app) readPastes(relayDomain string) <-chan portalflow.Completion {
+	pasted := make(chan portalflow.Completion, 1)
 	go func() { // ends with the process: a terminal read cannot be cancelled
 		sc := bufio.NewScanner(a.in)
 		for sc.Scan() {
@@ -193,27 +187,16 @@ func (a *app) waitCompletion(ctx context.Context, flow *portalflow.Flow, relayDo
 				fmt.Fprintf(a.err, "that is not a usable completion address: %v\npaste again, or press Ctrl-C\n", err)
 				continue
 			}
-			pasted <- result{c, nil}
+			pasted <- c
 			return
 		}
 	}()
-	got := make(chan result, 1)
-	go func() { c, err := flow.Wait(ctx); got <- result{c, err} }()
-	select {
-	case r := <-pasted:
-		return r.c, r.err
-	case r := <-got:
-		return r.c, r.err
-	}
+	return pasted
 }
 
+// explainPortalError says what to do next when the portal did not finish (a declined portal's error already
+// names the Supporter Perks page).
 func (a *app) explainPortalError(err error) error {
-	if errors.Is(err, portalflow.ErrPortalDeclined) {
-		cfg, cerr := a.config()
-		if cerr == nil {
-			return fmt.Errorf("%w (supporter page: %s)", err, cfg.NoSupporterPerksURL())
-		}
-	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("the portal did not finish in time: run oeproxy connect again, or paste the address the portal ended on into oeproxy connect --completion-url -: %w", err)
 	}

@@ -152,33 +152,32 @@ func Run(ctx context.Context, o Options) error {
 // link runs the real portal flow for one simulated printer: discovery on its LAN address, the portal
 // (auto-approved, with the simulation's client playing the browser), the loopback callback, and the store.
 func link(ctx context.Context, sim *oesim.Sim, c *config.Config, ctl daemon.Control, p *oesim.Printer, log *zap.Logger) (credstore.PublicRecord, error) {
-	lan := p.BackendURL
-	id, warn := portalflow.DiscoverPrinterID(ctx, lan, "", &http.Client{Timeout: 5 * time.Second})
-	if warn != nil {
-		log.Warn("printer ID not discovered", zap.String("printer", p.Name), zap.Error(warn))
-	}
-	flow, err := portalflow.NewFlow(portalflow.FlowOptions{
-		PortalURL: c.OctoEverywhere.PortalURL, AppID: c.OctoEverywhere.AppID, RelayDomain: c.OctoEverywhere.RelayDomain,
-		PrinterID: id, ListenAddr: "127.0.0.1:0", Logger: log,
+	var rec credstore.PublicRecord
+	req := daemon.AddRequest{}
+	_, err := portalflow.Link(ctx, portalflow.LinkOptions{
+		Flow: portalflow.FlowOptions{
+			PortalURL: c.OctoEverywhere.PortalURL, AppID: c.OctoEverywhere.AppID, RelayDomain: c.OctoEverywhere.RelayDomain,
+			ListenAddr: "127.0.0.1:0", Logger: log,
+		},
+		PrinterURL: p.BackendURL,
+		Discovered: func(id string, warn error) {
+			req.PrinterID = id
+			if warn != nil {
+				log.Warn("printer ID not discovered", zap.String("printer", p.Name), zap.Error(warn))
+			}
+		},
+		Show: func(ctx context.Context, _ *portalflow.Flow, portal string) error {
+			return browse(ctx, sim.HTTPClient(), portal)
+		},
+		Keep: func(ctx context.Context, comp portalflow.Completion) (string, error) {
+			req.Completion = comp
+			var err error
+			rec, err = ctl.Add(ctx, req)
+			return "", err
+		},
+		Timeout: 10 * time.Second,
 	})
-	if err != nil {
-		return credstore.PublicRecord{}, err
-	}
-	defer flow.Close()
-	portal, err := flow.Start(ctx)
-	if err != nil {
-		return credstore.PublicRecord{}, err
-	}
-	if err := browse(ctx, sim.HTTPClient(), portal); err != nil {
-		return credstore.PublicRecord{}, err
-	}
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	comp, err := flow.Wait(wctx)
-	if err != nil {
-		return credstore.PublicRecord{}, err
-	}
-	return ctl.Add(ctx, daemon.AddRequest{Completion: comp, PrinterID: id})
+	return rec, err
 }
 
 // browse follows the portal's redirect to the loopback callback, as a browser would.
