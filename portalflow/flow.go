@@ -49,17 +49,17 @@ type FlowOptions struct {
 	// "Connected" only once the printer is stored; its string is one more line for that page (the printer's
 	// local address). When it fails the page says so, and Wait returns the completion with a *KeepError, so
 	// that the caller can still save the portal's one-time answer.
-	Keep            func(ctx context.Context, c Completion) (string, error)
-	MaxAge          time.Duration    // default DefaultMaxAge
-	Logger          *zap.Logger      // default zap.NewNop()
-	Now             func() time.Time // default time.Now; used to judge the state's age
+	Keep   func(ctx context.Context, c Completion) (string, error)
+	MaxAge time.Duration    // default DefaultMaxAge
+	Logger *zap.Logger      // default zap.NewNop()
+	Now    func() time.Time // default time.Now; used to judge the state's age
 }
 
 type outcome int
 
 const (
 	pending outcome = iota
-	keeping // a valid completion is being stored; other callbacks are replays
+	keeping         // a valid completion is being stored; other callbacks are replays
 	connected
 	declined
 	expired
@@ -147,7 +147,9 @@ func (f *Flow) startURL(returnURL string) (string, error) {
 // stored.
 type KeepError struct{ Err error }
 
-func (e *KeepError) Error() string { return "the App Connection was received but not stored: " + e.Err.Error() }
+func (e *KeepError) Error() string {
+	return "the App Connection was received but not stored: " + e.Err.Error()
+}
 func (e *KeepError) Unwrap() error { return e.Err }
 
 // State is the flow's one-time state (the last part of the callback path), "" before Start. A caller that

@@ -89,7 +89,10 @@ func TestLinkPasted(t *testing.T) {
 	o := linkOptions()
 	var kept Completion
 	o.Keep = func(_ context.Context, c Completion) (string, error) { kept = c; return "", nil }
-	o.Show = func(context.Context, *Flow, string) error { t.Error("a pasted completion opened the portal"); return nil }
+	o.Show = func(context.Context, *Flow, string) error {
+		t.Error("a pasted completion opened the portal")
+		return nil
+	}
 	o.Pasted = build(goodParams(), nil)
 	if c, err := Link(context.Background(), o); err != nil || kept.ID != c.ID || c.ID == "" {
 		t.Fatalf("Link = %v, %v; kept %v", c, err, kept)
