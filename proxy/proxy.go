@@ -299,16 +299,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) serveHTTP(cw *countingWriter, r *http.Request, cb *countingBody) {
 	start := time.Now()
+	method, path := r.Method, r.URL.Path // before the handlers below change r
 	defer func() {
 		cb.finish()
-		if h.opts.Hooks.RequestDone == nil {
+		access := h.log.Check(zapcore.DebugLevel, "request")
+		if h.opts.Hooks.RequestDone == nil && access == nil {
 			return
 		}
 		st := RequestStats{Status: cw.status, BytesOut: cw.n, Route: "relay", Duration: time.Since(start)}
 		if cb != nil {
 			st.BytesIn = cb.n.Load()
 		}
-		h.opts.Hooks.RequestDone(st)
+		if access != nil {
+			// The access log: never the query, which may carry an API key (?apikey=, snapshot tokens).
+			access.Write(zap.String("method", method), zap.String("path", path), zap.Int("status", st.Status),
+				zap.Int64("bytes_in", st.BytesIn), zap.Int64("bytes_out", st.BytesOut), zap.Duration("duration", st.Duration),
+				zap.String("route", st.Route))
+		}
+		if h.opts.Hooks.RequestDone != nil {
+			h.opts.Hooks.RequestDone(st)
+		}
 	}()
 	r, done := h.serveWebcam(cw, r)
 	if done {

@@ -166,9 +166,10 @@ func lostAnswerDaemon(t *testing.T, e *env, storeFirst bool) {
 				st.Close()
 			}
 		}
+		ln.Close() // the daemon is gone: the socket no longer answers
 		conn, _, _ := w.(http.Hijacker).Hijack()
 		conn.Close()
-		go srv.Close() // the daemon is gone: the socket no longer answers
+		go srv.Close()
 	})
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
