@@ -31,6 +31,9 @@ type Options struct {
 	PortBase int
 	// Check fetches each printer's API through oeproxy and reports the result.
 	Check bool
+	// ExitAfter, when set, is when the demo stops by itself (the caller's deadline): the summary says so
+	// instead of asking for Ctrl-C.
+	ExitAfter time.Duration
 	// Ready, when set, is called with the printers once they are served (tests).
 	Ready func(printers []credstore.PublicRecord)
 }
@@ -121,6 +124,11 @@ func Run(ctx context.Context, o Options) error {
 		}
 		linked = append(linked, rec)
 	}
+	// The first health checks log a line per printer: let them come before the summary, not through it.
+	for settle := time.Now().Add(3 * time.Second); !d.HealthSettled() && time.Now().Before(settle); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	fmt.Fprintln(out)
 	for _, r := range linked {
 		fmt.Fprintf(out, "%s (%s)\n", r.PrinterName, r.Name)
 		fmt.Fprintf(out, "  open in a browser:  %s/   (printer page: live webcam and WebSocket readout)\n", r.LocalURL)
@@ -129,6 +137,12 @@ func Run(ctx context.Context, o Options) error {
 	}
 	fmt.Fprintln(out, "PrusaSlicer/OrcaSlicer: add a physical printer, host type OctoPrint (or Klipper for the Moonraker")
 	fmt.Fprintln(out, "printer), and paste the slicer host above; any API key works on the simulated printers.")
+	fmt.Fprintln(out)
+	fmt.Fprintf(out, "Admin page (one-time login):  %s\n", d.AdminLoginURL())
+	fmt.Fprintln(out, "Try the CLI against this demo, in another terminal:")
+	fmt.Fprintf(out, "  oeproxy --data-dir %s list\n", c.DataDir)
+	fmt.Fprintf(out, "  oeproxy --data-dir %s status\n", c.DataDir)
+	fmt.Fprintf(out, "  oeproxy --data-dir %s admin\n\n", c.DataDir)
 	if o.Check {
 		if err := check(ctx, out, linked); err != nil {
 			stop()
@@ -139,7 +153,11 @@ func Run(ctx context.Context, o Options) error {
 	if o.Ready != nil {
 		o.Ready(linked)
 	}
-	fmt.Fprintln(out, "Press Ctrl-C to stop; the temporary data directory is removed on exit.")
+	if o.ExitAfter > 0 {
+		fmt.Fprintf(out, "The demo stops by itself after %s (--exit-after); the temporary data directory is removed then.\n", o.ExitAfter)
+	} else {
+		fmt.Fprintln(out, "Press Ctrl-C to stop; the temporary data directory is removed on exit.")
+	}
 	select {
 	case <-ctx.Done():
 	case err := <-runErr:
