@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -192,6 +193,9 @@ func ListenControl(path string) (net.Listener, error) {
 			return nil, fmt.Errorf("remove stale control socket %s: %w", path, err)
 		}
 	}
+	if err := prepareSocketDir(path, true); err != nil {
+		return nil, err
+	}
 	l, err := listenPrivate(path)
 	if err != nil {
 		return nil, fmt.Errorf("listen on control socket %s: %w", path, err)
@@ -218,6 +222,11 @@ var ErrNoAnswer = errors.New("the daemon stopped before it answered, so it is no
 
 // DialControl connects to the daemon's socket at path, or returns ErrNoDaemon.
 func DialControl(ctx context.Context, path string) (*ControlClient, error) {
+	if err := prepareSocketDir(path, false); errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNoDaemon
+	} else if err != nil {
+		return nil, err
+	}
 	c := &ControlClient{path: path, hc: &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -107,7 +106,7 @@ func New(o Options) (*Daemon, error) {
 func (d *Daemon) Control() Control { return d.control }
 
 // SocketPath is where the control socket lives.
-func (d *Daemon) SocketPath() string { return filepath.Join(d.o.Config.DataDir, SocketName) }
+func (d *Daemon) SocketPath() string { return SocketPath(d.o.Config.DataDir) }
 
 // PrinterAddr returns the address a printer's listener is bound to ("" when not serving).
 func (d *Daemon) PrinterAddr(name string) string {

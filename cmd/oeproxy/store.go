@@ -76,7 +76,7 @@ func (a *app) openControl(ctx context.Context, create bool) (daemon.Control, fun
 	if err != nil {
 		return nil, nil, err
 	}
-	sock := filepath.Join(c.DataDir, daemon.SocketName)
+	sock := daemon.SocketPath(c.DataDir)
 	cl, err := daemon.DialControl(ctx, sock)
 	if err == nil {
 		return cl, cl.Close, nil
