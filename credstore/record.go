@@ -63,6 +63,10 @@ type PublicRecord struct {
 	// Damaged is set, with what to do, for a stored record that cannot be read (Name is its stand-in, Port 0);
 	// absent otherwise.
 	Damaged string `json:"damaged,omitempty"`
+	// Served says whether the running daemon serves the printer's port (absent without a daemon); NotServed
+	// says why not.
+	Served    *bool  `json:"served,omitempty"`
+	NotServed string `json:"not_served,omitempty"`
 }
 
 // Public is the listing entry of a damaged record.

@@ -441,6 +441,7 @@ type indexView struct {
 type printerView struct {
 	Name, PrinterName, LocalURL, Route, RelayHost string
 	Served                                        bool
+	NotServed                                     string
 	State                                         HealthState
 	StateSince, CheckedAt                         string
 	Action                                        string
@@ -496,7 +497,8 @@ func (a *admin) printerView(rec credstore.Record, listenHost, adminHost string) 
 		pub = rec.PublicWithHost(name)
 	}
 	v := printerView{Name: pub.Name, PrinterName: pub.PrinterName, LocalURL: pub.LocalURL, Route: pub.Route,
-		RelayHost: pub.RelayHost, State: StateUnknown, Supporter: "unknown until OctoEverywhere answered once"}
+		RelayHost: pub.RelayHost, State: StateUnknown, Supporter: "unknown until OctoEverywhere answered once",
+		NotServed: a.d.NotServed(rec.Name)}
 	if h := a.d.healthOf(rec.Name); h != nil {
 		v.Served = true
 		st := statusOf(rec, h.Snapshot(), true)

@@ -29,6 +29,7 @@ type Control interface {
 	List(ctx context.Context) ([]credstore.PublicRecord, error)
 	Add(ctx context.Context, req AddRequest) (credstore.PublicRecord, error)
 	Remove(ctx context.Context, name string) (credstore.PublicRecord, error)
+	Change(ctx context.Context, name string, ch Change) (credstore.PublicRecord, error)
 	AppControl
 }
 
@@ -154,6 +155,15 @@ func ControlHandler(c Control) http.Handler {
 	})
 	mux.HandleFunc("DELETE /v1/printers/{name}", func(w http.ResponseWriter, r *http.Request) {
 		rec, err := c.Remove(r.Context(), r.PathValue("name"))
+		reply(w, rec, err)
+	})
+	mux.HandleFunc("PATCH /v1/printers/{name}", func(w http.ResponseWriter, r *http.Request) {
+		var ch Change
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&ch); err != nil {
+			reply(w, nil, fmt.Errorf("%w: %v", ErrInvalid, err))
+			return
+		}
+		rec, err := c.Change(r.Context(), r.PathValue("name"), ch)
 		reply(w, rec, err)
 	})
 	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, r *http.Request) {
@@ -299,6 +309,12 @@ func (c *ControlClient) List(ctx context.Context) ([]credstore.PublicRecord, err
 func (c *ControlClient) Add(ctx context.Context, req AddRequest) (credstore.PublicRecord, error) {
 	var out credstore.PublicRecord
 	return out, c.do(ctx, http.MethodPost, "/v1/printers", req, &out)
+}
+
+// Change implements Control.
+func (c *ControlClient) Change(ctx context.Context, name string, ch Change) (credstore.PublicRecord, error) {
+	var out credstore.PublicRecord
+	return out, c.do(ctx, http.MethodPatch, "/v1/printers/"+url.PathEscape(name), ch, &out)
 }
 
 // Remove implements Control.

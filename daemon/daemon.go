@@ -48,6 +48,9 @@ type Daemon struct {
 
 	mu       sync.Mutex
 	printers map[string]*printerServer
+	unserved map[string]*unserved // stored printers without a listener, with why (unserved.go)
+	retryNow chan struct{}        // closed and replaced to make every unserved printer try again
+	quit     chan struct{}        // closed when Run starts shutting down
 	closing  bool
 	wg       sync.WaitGroup
 
@@ -89,13 +92,16 @@ func New(o Options) (*Daemon, error) {
 		}
 		o.API = api
 	}
-	d := &Daemon{o: o, log: o.Logger, printers: map[string]*printerServer{}, connBudget: newConnBudget(o.Logger)}
+	d := &Daemon{o: o, log: o.Logger, printers: map[string]*printerServer{}, unserved: map[string]*unserved{},
+		retryNow: make(chan struct{}), quit: make(chan struct{}), connBudget: newConnBudget(o.Logger)}
 	d.metrics = newMetrics(d)
 	d.control = &Printers{
 		Store: o.Store, PortBase: o.Config.Listen.PortBase, ListenHost: o.Config.Listen.Host,
 		RelayDomain: o.Config.OctoEverywhere.RelayDomain,
-		OnAdd:       d.startPrinter,
-		OnRemove:    d.stopPrinter,
+		OnAdd:       d.servePrinter,
+		OnRemove:    d.unservePrinter,
+		OnChange:    d.changePrinter,
+		NotServed:   d.NotServed,
 		API:         o.API,
 		Health:      d.healthOf,
 	}
@@ -159,7 +165,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			zap.String("cause", bad.Cause), zap.String("fix", bad.Fix()))
 	}
 	for _, r := range recs {
-		if err := d.startPrinter(r); err != nil {
+		if err := d.servePrinter(r); err != nil {
 			d.log.Error("printer not served", zap.String("printer", r.Name), zap.Error(err))
 		}
 	}
@@ -173,6 +179,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 
 	<-ctx.Done()
+	close(d.quit)
 	cfg = d.cfg() // shutdown_grace may have been reloaded
 	d.log.Info("shutting down: draining in-flight requests", zap.Duration("grace", cfg.ShutdownGrace))
 	grace, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
@@ -270,6 +277,20 @@ func (d *Daemon) startPrinter(rec credstore.Record) error {
 	d.log.Info("printer serving", zap.String("printer", rec.Name), zap.String("local_url", "http://"+ps.addr),
 		zap.String("relay_host", relay.Host))
 	return nil
+}
+
+// unservePrinter stops a removed printer: its listener, or its wait for a busy port.
+func (d *Daemon) unservePrinter(rec credstore.Record) {
+	d.mu.Lock()
+	d.forgetUnservedLocked(rec.Name)
+	d.mu.Unlock()
+	d.stopPrinter(rec)
+}
+
+// changePrinter serves a renamed or re-ported printer under its new record; its open connections end.
+func (d *Daemon) changePrinter(old, rec credstore.Record) error {
+	d.unservePrinter(old)
+	return d.servePrinter(rec)
 }
 
 // stopPrinter stops one printer's listener without touching the others.

@@ -27,6 +27,11 @@ type Printers struct {
 	// OnAdd and OnRemove run after the store changed (the daemon starts or stops the printer's listener).
 	OnAdd    func(credstore.Record) error
 	OnRemove func(credstore.Record)
+	// OnChange runs after a rename or a new port was stored (the daemon serves the printer under its new record).
+	OnChange func(old, rec credstore.Record) error
+	// NotServed, set by the daemon, says why a stored printer has no listener ("" when served); List and Status
+	// report it.
+	NotServed func(name string) string
 	// API calls OctoEverywhere's App APIs for status, livelink, gadget and webhook (appcontrol.go); nil: those fail.
 	API *appapi.Client
 	// Health, set by the daemon, returns a served printer's health tracker (nil when it has none).
@@ -44,7 +49,15 @@ func (p *Printers) List(context.Context) ([]credstore.PublicRecord, error) {
 	}
 	out := make([]credstore.PublicRecord, 0, len(recs)+len(damaged))
 	for _, r := range recs {
-		out = append(out, r.PublicWithHost(p.ListenHost))
+		pub := r.PublicWithHost(p.ListenHost)
+		if p.NotServed != nil {
+			served := true
+			if pub.NotServed = p.NotServed(r.Name); pub.NotServed != "" {
+				served = false
+			}
+			pub.Served = &served
+		}
+		out = append(out, pub)
 	}
 	for _, d := range damaged {
 		out = append(out, d.Public())
@@ -132,6 +145,53 @@ func (p *Printers) Remove(_ context.Context, name string) (credstore.PublicRecor
 	}
 	if p.OnRemove != nil {
 		p.OnRemove(rec)
+	}
+	return rec.PublicWithHost(p.ListenHost), nil
+}
+
+// Change is a change to a stored printer; zero fields stay as they are.
+type Change struct {
+	Name string `json:"name,omitempty"` // new local name
+	Port int    `json:"port,omitempty"` // new local port
+}
+
+// Change implements Control: it renames a printer or gives it another port, checked like Add (a name or port
+// another printer has is refused, naming it). A running daemon moves the listener at once.
+func (p *Printers) Change(_ context.Context, name string, ch Change) (credstore.PublicRecord, error) {
+	if ch.Name == "" && ch.Port == 0 {
+		return credstore.PublicRecord{}, fmt.Errorf("%w: nothing to change", ErrInvalid)
+	}
+	if ch.Name != "" {
+		if err := ValidateName(ch.Name); err != nil {
+			return credstore.PublicRecord{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+	}
+	if ch.Port < 0 || ch.Port > 65535 {
+		return credstore.PublicRecord{}, fmt.Errorf("%w: port %d is not a TCP port (1..65535)", ErrInvalid, ch.Port)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old, err := p.Store.Get(name)
+	if err != nil {
+		return credstore.PublicRecord{}, err
+	}
+	rec := old
+	if err := p.Store.Update(name, func(r *credstore.Record) error {
+		if ch.Name != "" {
+			r.Name = ch.Name
+		}
+		if ch.Port != 0 {
+			r.Port = ch.Port
+		}
+		rec = *r
+		return nil
+	}); err != nil {
+		return credstore.PublicRecord{}, err
+	}
+	if p.OnChange != nil {
+		if err := p.OnChange(old, rec); err != nil {
+			return rec.PublicWithHost(p.ListenHost), fmt.Errorf("printer %q changed, but its listener did not start: %w", rec.Name, err)
+		}
 	}
 	return rec.PublicWithHost(p.ListenHost), nil
 }

@@ -54,6 +54,7 @@ func (d *Daemon) cfg() config.Config {
 func (d *Daemon) Reload(next config.Config, level *zap.AtomicLevel) ReloadReport {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	d.retryUnserved() // a SIGHUP is also the user saying "the port is free now"
 	cur := d.cfg()
 	var rep ReloadReport
 	applied := cur

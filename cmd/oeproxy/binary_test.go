@@ -106,6 +106,9 @@ func TestBinaryUsageErrorsExit2(t *testing.T) {
 		{[]string{"nosuchcommand"}, `unknown command "nosuchcommand"`},
 		{[]string{"connect", "--name", "My Printer", "--completion-url", "-"}, "lower-case letters"},
 		{[]string{"connect", "--name", strings.Repeat("a", 64), "--completion-url", "-"}, "too long (max 63"},
+		{[]string{"port", "mk4", "http"}, `port "http" is not a TCP port`},
+		{[]string{"rename", "mk4", "My Printer"}, "lower-case letters"},
+		{[]string{"rename", "mk4"}, "accepts 2 arg"},
 	}
 	for _, c := range cases {
 		code, _, errOut := runBinary(t, env, c.args...)

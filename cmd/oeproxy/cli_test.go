@@ -289,3 +289,23 @@ func TestCompletionURLOnCommandLineWarns(t *testing.T) {
 	}
 	e.assertNoSecrets(errOut)
 }
+
+// rename and port without a daemon change the store; list shows the new name and port.
+func TestRenameAndPort(t *testing.T) {
+	e := newEnv(t, oesim.Options{})
+	p := e.sim.Printers()[0]
+	e.mustRun(completionURL(e.sim.Connect(p).Credentials(), p.Name, nil)+"\n", "connect", "--completion-url", "-", "--name", "mk4")
+	e.mustRun("", "rename", "mk4", "prusa")
+	port := e.list()[0].Port + 7
+	out := e.mustRun("", "port", "prusa", fmt.Sprint(port))
+	if !strings.Contains(out, fmt.Sprintf("prusa (%s): http://127.0.0.1:%d", p.Name, port)) {
+		t.Errorf("port output: %s", out)
+	}
+	l := e.list()
+	if len(l) != 1 || l[0].Name != "prusa" || l[0].Port != port {
+		t.Errorf("after rename and port: %+v", l)
+	}
+	if code, _, errOut := e.run(context.Background(), "", "rename", "nope", "x"); code != 1 || !strings.Contains(errOut, "no printer named") {
+		t.Errorf("rename nope: exit %d %q", code, errOut)
+	}
+}

@@ -19,7 +19,7 @@ func newListCmd(a *app) *cobra.Command {
 Secrets are never shown. With --json, prints an array of objects with the keys name, port, local_url,
 route, printer_name, app_connection_id, relay_host, created_at (RFC 3339), printer_id,
 has_octoprint_api_key and webhook_set_at, plus damaged (what to do) for a stored record that cannot
-be read.`,
+be read, and, while the daemon runs, served (true or false) and not_served (why not).`,
 		Example: "  oeproxy list\n  oeproxy list --json | jq -r '.[].local_url'",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -57,6 +57,9 @@ be read.`,
 			for _, p := range list {
 				if p.Damaged != "" {
 					fmt.Fprintln(a.err, p.Damaged)
+				}
+				if p.NotServed != "" {
+					fmt.Fprintf(a.out, "%s: not served: %s\n", p.Name, p.NotServed)
 				}
 			}
 			return nil

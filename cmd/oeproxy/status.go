@@ -96,6 +96,9 @@ daemon and action. Times are RFC 3339 in UTC or null. No secret is ever printed.
 				if s.Action != "" {
 					fmt.Fprintf(a.out, "%s: %s\n", s.Name, s.Action)
 				}
+				if s.NotServed != "" {
+					fmt.Fprintf(a.out, "%s: not served: %s\n", s.Name, s.NotServed)
+				}
 			}
 			return asked
 		},

@@ -114,6 +114,10 @@ func (n noStore) Remove(context.Context, string) (credstore.PublicRecord, error)
 	return credstore.PublicRecord{}, n.err
 }
 
+func (n noStore) Change(context.Context, string, daemon.Change) (credstore.PublicRecord, error) {
+	return credstore.PublicRecord{}, n.err
+}
+
 func (n noStore) Status(_ context.Context, name string) ([]daemon.PrinterStatus, error) {
 	if name == "" {
 		return []daemon.PrinterStatus{}, nil
