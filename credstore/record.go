@@ -137,8 +137,8 @@ func Slug(name string) string {
 			}
 			dash = false
 			b.WriteRune(c)
-			if b.Len() >= maxNameLen {
-				return strings.TrimRight(b.String()[:maxNameLen], "-")
+			if b.Len() >= MaxNameLen {
+				return strings.TrimRight(b.String()[:MaxNameLen], "-")
 			}
 		default:
 			dash = true
@@ -150,20 +150,26 @@ func Slug(name string) string {
 	return b.String()
 }
 
-const maxNameLen = 63
+// MaxNameLen is the longest printer name: a DNS-label-sized slug, so it fits in URLs, command lines and logs.
+const MaxNameLen = 63
 
-// ValidateName reports whether name can name a printer: 1 to 63 characters of a-z, 0-9, '-' and '_', starting
-// with a letter or digit (it appears in URLs, command lines and file-free logs unquoted).
+// ValidateName is the one rule for a printer's local name, applied by connect, rename, the daemon and the store:
+// 1 to 63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit (it appears in URLs, command
+// lines and logs unquoted). Every name Slug makes passes.
 func ValidateName(name string) error {
-	ok := len(name) > 0 && len(name) <= maxNameLen
+	if len(name) > MaxNameLen {
+		return newErr(ErrInvalid, nil, fmt.Sprintf("name %q is %d characters: too long (max %d; for example %q)",
+			name, len(name), MaxNameLen, Slug(name)))
+	}
+	ok := len(name) > 0
 	for i := 0; ok && i < len(name); i++ {
 		c := name[i]
 		alnum := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
 		ok = alnum || i > 0 && (c == '-' || c == '_')
 	}
 	if !ok {
-		return newErr(ErrInvalid, nil, fmt.Sprintf("invalid printer name %q: use 1 to %d characters of a-z, 0-9, '-' "+
-			"and '_', starting with a letter or digit (for example %q)", name, maxNameLen, Slug(name)))
+		return newErr(ErrInvalid, nil, fmt.Sprintf("name %q may use only lower-case letters, digits, '-' and '_', "+
+			"starting with a letter or digit (try %q)", name, Slug(name)))
 	}
 	return nil
 }

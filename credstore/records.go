@@ -175,7 +175,7 @@ func uniqueName(base string, all []entry) string {
 	name := base
 	for i := 2; taken[name]; i++ {
 		suffix := "-" + strconv.Itoa(i)
-		name = strings.TrimRight(base[:min(len(base), maxNameLen-len(suffix))], "-") + suffix
+		name = strings.TrimRight(base[:min(len(base), MaxNameLen-len(suffix))], "-") + suffix
 	}
 	return name
 }

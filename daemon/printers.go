@@ -65,21 +65,6 @@ func (p *Printers) List(context.Context) ([]credstore.PublicRecord, error) {
 	return out, nil
 }
 
-// MaxNameLen is the longest printer name: it is a DNS-label-sized slug, so it fits in URLs and logs.
-const MaxNameLen = 63
-
-// ValidateName reports whether name can be given as a printer's local name: what Slug would keep unchanged.
-// connect checks it before the portal, so a mistake costs nothing.
-func ValidateName(name string) error {
-	if len(name) > MaxNameLen {
-		return fmt.Errorf("name %q is %d characters: too long (max %d)", name, len(name), MaxNameLen)
-	}
-	if name != credstore.Slug(name) {
-		return fmt.Errorf("name %q may use only lower-case letters, digits and '-' (try %q)", name, credstore.Slug(name))
-	}
-	return nil
-}
-
 // Add implements Control. The completion is validated again here because the control socket may be reached by
 // any program of the same user.
 func (p *Printers) Add(_ context.Context, req AddRequest) (credstore.PublicRecord, error) {
@@ -98,7 +83,7 @@ func (p *Printers) Add(_ context.Context, req AddRequest) (credstore.PublicRecor
 	name := req.Name
 	if name == "" {
 		name = uniqueName(credstore.Slug(req.Completion.PrinterName), existing)
-	} else if err := ValidateName(name); err != nil {
+	} else if err := credstore.ValidateName(name); err != nil {
 		return credstore.PublicRecord{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	port := req.Port
@@ -162,7 +147,7 @@ func (p *Printers) Change(_ context.Context, name string, ch Change) (credstore.
 		return credstore.PublicRecord{}, fmt.Errorf("%w: nothing to change", ErrInvalid)
 	}
 	if ch.Name != "" {
-		if err := ValidateName(ch.Name); err != nil {
+		if err := credstore.ValidateName(ch.Name); err != nil {
 			return credstore.PublicRecord{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 	}
@@ -206,7 +191,9 @@ func uniqueName(base string, existing []credstore.Record) string {
 	}
 	name := base
 	for i := 2; taken[name]; i++ {
-		name = base + "-" + strconv.Itoa(i)
+		// The suffix must fit in the name's 63 characters: a 63-character slug gives way, not the rule.
+		suffix := "-" + strconv.Itoa(i)
+		name = strings.TrimRight(base[:min(len(base), credstore.MaxNameLen-len(suffix))], "-") + suffix
 	}
 	return name
 }

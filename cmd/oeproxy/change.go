@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/daemon"
 )
 
@@ -19,7 +20,7 @@ connections (a web UI, a webcam) reconnect.`,
 		Example: "  oeproxy rename prusa-mk4 mk4",
 		Args:    args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			if err := daemon.ValidateName(argv[1]); err != nil {
+			if err := credstore.ValidateName(argv[1]); err != nil {
 				return usageError{err}
 			}
 			return a.change(cmd, argv[0], daemon.Change{Name: argv[1]})

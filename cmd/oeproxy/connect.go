@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/daemon"
 	"github.com/oeproxy/oeproxy/portalflow"
 )
@@ -80,7 +81,7 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 	if f.port < 0 || f.port > 65535 {
 		return usageError{fmt.Errorf("--port %d is not a TCP port (1..65535)", f.port)}
 	}
-	if err := daemon.ValidateName(f.name); f.name != "" && err != nil {
+	if err := credstore.ValidateName(f.name); f.name != "" && err != nil {
 		return usageError{fmt.Errorf("--name: %w", err)}
 	}
 	// The portal's answer is one-time: everything that can refuse it is checked before the portal opens.
