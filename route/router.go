@@ -393,3 +393,18 @@ func (r *Router) Status() Status {
 	defer r.mu.Unlock()
 	return r.st
 }
+
+// LANHosts returns the host names of the printer's LAN addresses (nil in relay mode): URLs on them in the
+// printer's own JSON name the printer itself.
+func (r *Router) LANHosts() []string {
+	if r == nil || r.opts.Mode == ModeRelay {
+		return nil
+	}
+	var out []string
+	for _, raw := range r.opts.LANURLs {
+		if u, err := ParseLANURL(raw); err == nil {
+			out = append(out, u.Hostname())
+		}
+	}
+	return out
+}
