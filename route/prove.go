@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -78,50 +79,61 @@ func (p *prover) prove(ctx context.Context, lanURL string) Proof {
 	if p.platform == PlatformMoonraker || p.platform == PlatformOctoPrint {
 		platforms = []string{p.platform}
 	}
-	var firstErr string
+	// The LAN first: an address where nothing answers costs the relay nothing.
+	got, plat, err := p.readAny(ctx, p.lan, func(path string) string { return lanJoin(base, path) }, platforms, &pr.LANTime)
+	if err != nil {
+		pr.Reason = "the LAN host " + base.Host + " did not give a printer id: " + err.Error()
+		return pr
+	}
+	pr.Platform = plat
+	// The id behind the relay is what the LAN host must match (the platform the LAN host answered as first).
+	order := append([]string{plat}, slices.DeleteFunc(slices.Clone(platforms), func(s string) bool { return s == plat })...)
+	want, _, err := p.readAny(ctx, p.relay, relayURL, order, &pr.RelayTime)
+	if err != nil {
+		pr.Reason = "reading the printer id through the relay: " + err.Error()
+		return pr
+	}
+	if p.printerID != "" && !strings.EqualFold(want, p.printerID) {
+		pr.Reason = "the printer behind the relay reports another printer id than the one stored: re-link it with oeproxy connect"
+		return pr
+	}
+	if !strings.EqualFold(got, want) {
+		pr.Mismatch = true
+		pr.Reason = fmt.Sprintf("the LAN host %s is another printer (id %s…, the App Connection's is %s…)", base.Host, short(got), short(want))
+		return pr
+	}
+	if plat == PlatformOctoPrint {
+		pr.OK, pr.Strength = true, StrengthID
+		pr.Reason = "the LAN host reports the printer's OctoEverywhere id"
+		return pr
+	}
+	return p.nonce(ctx, base, pr)
+}
+
+// readAny reads the printer id at the first of platforms that has one; a 404 means "not this platform".
+func (p *prover) readAny(ctx context.Context, rt http.RoundTripper, at func(string) string, platforms []string, took *time.Duration) (string, string, error) {
+	var firstErr error
 	for _, plat := range platforms {
 		path := octoPrintIDPath
 		if plat == PlatformMoonraker {
 			path = moonrakerIDPath
 		}
-		// The id behind the relay first: it says which platform this is, and is what the LAN must match.
-		want, status, err := p.readID(ctx, p.relay, relayURL(path), plat, &pr.RelayTime)
-		if err != nil {
-			if status == http.StatusNotFound && len(platforms) > 1 {
-				continue // not this platform
-			}
-			if firstErr == "" {
-				firstErr = "reading the printer id through the relay: " + err.Error()
-			}
-			continue
+		id, status, err := p.readID(ctx, rt, at(path), plat, took)
+		if err == nil {
+			return id, plat, nil
 		}
-		if p.printerID != "" && !strings.EqualFold(want, p.printerID) {
-			pr.Reason = "the printer behind the relay reports another printer id than the one stored: re-link it with oeproxy connect"
-			return pr
+		if status == 0 {
+			return "", "", err // nothing answered: the other platform's path will not fare better
 		}
-		pr.Platform = plat
-		got, _, err := p.readID(ctx, p.lan, lanJoin(base, path), plat, &pr.LANTime)
-		if err != nil {
-			pr.Reason = "the LAN host " + base.Host + " did not give a printer id: " + err.Error()
-			return pr
+		if firstErr == nil || status != http.StatusNotFound {
+			firstErr = err
 		}
-		if !strings.EqualFold(got, want) {
-			pr.Mismatch = true
-			pr.Reason = fmt.Sprintf("the LAN host %s is another printer (id %s…, the App Connection's is %s…)", base.Host, short(got), short(want))
-			return pr
-		}
-		if plat == PlatformOctoPrint {
-			pr.OK, pr.Strength = true, StrengthID
-			pr.Reason = "the LAN host reports the printer's OctoEverywhere id"
-			return pr
-		}
-		return p.nonce(ctx, base, pr)
 	}
-	if firstErr == "" {
-		firstErr = "the printer answers neither OctoPrint's OctoEverywhere plugin API nor Moonraker's database through the relay, so oeproxy cannot prove a LAN host is the same printer (force it with route lan)"
+	if len(platforms) > 1 {
+		return "", "", fmt.Errorf("neither OctoPrint's OctoEverywhere plugin API nor Moonraker's database gave one (%w); "+
+			"oeproxy cannot prove this host is the printer (force it with route lan)", firstErr)
 	}
-	pr.Reason = firstErr
-	return pr
+	return "", "", firstErr
 }
 
 // nonce writes a random 128-bit value through the relay and reads it back over the LAN.

@@ -299,10 +299,11 @@ func (r *Router) apply(p Proof) {
 }
 
 // slower reports whether the LAN is clearly slower than the relay: a LAN address reached through a VPN or a
-// far-away site must not win over the relay by accident. The margin keeps one slow sample on a busy machine
-// (the LAN is normally one local hop, the relay a TLS round trip to OctoEverywhere) from flipping the route.
+// far-away site must not win over the relay by accident. The margin (a quarter plus 20 ms) keeps one slow
+// sample on a busy machine from flipping the route: a real LAN answers in a few milliseconds, the relay in tens
+// to hundreds.
 func slower(lan, relay time.Duration) bool {
-	return relay > 0 && lan > relay+relay/4+2*time.Millisecond
+	return relay > 0 && lan > relay+relay/4+20*time.Millisecond
 }
 
 // switchLocked sets the active route and logs a change once.

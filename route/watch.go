@@ -25,7 +25,8 @@ type Watcher struct {
 
 // pollInterval is how often the addresses are compared where there are no events (and, on Linux, how long a
 // netlink subscription waits before it is renewed, which is also when missed changes are caught).
-const pollInterval = 2 * time.Second
+// Short, since Close waits for it: a netlink renewal is two sockets and an address dump, cheap at this rate.
+const pollInterval = 500 * time.Millisecond
 
 // Watch starts watching until ctx ends or Close.
 func Watch(ctx context.Context, log *zap.Logger) *Watcher {
