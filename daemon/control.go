@@ -29,6 +29,7 @@ type Control interface {
 	Add(ctx context.Context, req AddRequest) (credstore.PublicRecord, error)
 	Remove(ctx context.Context, name string) (credstore.PublicRecord, error)
 	AppControl
+	LANControl
 }
 
 // AddRequest stores a new App Connection from a validated portal completion.
@@ -40,6 +41,10 @@ type AddRequest struct {
 	Port int `json:"port,omitempty"`
 	// PrinterID is the OctoEverywhere printer ID when discovered.
 	PrinterID string `json:"printer_id,omitempty"`
+	// Route is relay, lan or auto (connect --route); empty: the config key route.
+	Route string `json:"route,omitempty"`
+	// LANURL is the printer's LAN address (connect --printer-url); empty: none set.
+	LANURL string `json:"lan_url,omitempty"`
 }
 
 // Error kinds carried over the control socket, so the client returns the same sentinel errors as the store.
@@ -159,6 +164,7 @@ func ControlHandler(c Control) http.Handler {
 		reply(w, map[string]int{"pid": os.Getpid()}, nil)
 	})
 	appRoutes(mux, c)
+	lanRoutes(mux, c)
 	return mux
 }
 

@@ -62,6 +62,8 @@ type Daemon struct {
 
 	// connBudget is shared by every printer listener (newConnBudget; nil: no limit).
 	connBudget chan struct{}
+
+	routing routing // routing.go
 }
 
 type printerServer struct {
@@ -99,6 +101,8 @@ func New(o Options) (*Daemon, error) {
 		OnRemove:    d.stopPrinter,
 		API:         o.API,
 		Health:      d.healthOf,
+		// LAN-first routing (routing.go).
+		DefaultRoute: o.Config.Route, Routes: d.routeStatus, OnChange: d.setLANRoute,
 	}
 	return d, nil
 }
@@ -198,6 +202,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	_ = adminSrv.Shutdown(grace)
 	d.admin.close()
 	d.wg.Wait()
+	d.routing.close()
 	d.log.Info("oeproxy stopped")
 	return nil
 }
