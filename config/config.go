@@ -130,7 +130,7 @@ var defaults = map[string]any{
 	"shutdown_grace":                 "30s",
 	"websocket.ping_interval":        "30s",
 	"websocket.max_message_bytes":    int64(64 << 20),
-	"route":                          "relay",
+	"route":                          "auto",
 	"webcam.share_streams":           true,
 	"webcam.continue_streams":        true,
 	"webcam.linger":                  "3s",
@@ -545,11 +545,9 @@ func (c *Config) problems() []string {
 		add("websocket.max_message_bytes", c.WebSocket.MaxMessageBytes, "at least 1024 bytes")
 	}
 	switch c.Route {
-	case "relay":
-	case "lan", "auto":
-		add("route", c.Route, "relay (lan and auto are reserved for a later release)")
+	case "relay", "lan", "auto":
 	default:
-		add("route", c.Route, "relay")
+		add("route", c.Route, "relay, lan or auto")
 	}
 	if c.Webcam.Linger < 0 || c.Webcam.Linger > 10*time.Minute {
 		add("webcam.linger", c.Webcam.Linger, "a duration from 0s to 10m, e.g. 3s")

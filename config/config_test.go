@@ -72,7 +72,7 @@ func TestDefaults(t *testing.T) {
 		{"grace", c.ShutdownGrace, 30 * time.Second},
 		{"ping", c.WebSocket.PingInterval, 30 * time.Second},
 		{"maxmsg", c.WebSocket.MaxMessageBytes, int64(67108864)},
-		{"route", c.Route, "relay"},
+		{"route", c.Route, "auto"},
 		{"level", c.Log.Level, "info"},
 		{"allowed", len(c.Listen.AllowedHosts), 0},
 		{"nosupporter", c.NoSupporterPerksURL(), "https://octoeverywhere.com/appportal/v1/nosupporterperks?appid=devtest"},
@@ -211,7 +211,7 @@ octoeverywhere:
   max_connections: -1
 websocket:
   ping_interval: 1ms
-route: auto
+route: direct
 log:
   level: loud
   format: xml
@@ -229,7 +229,7 @@ shutdown_grcae: 10s
 	for _, want := range []string{
 		`listen.host: "0.0.0.0"`, "allow_non_loopback",
 		"listen.port_base: 70000", "admin.listen", `octoeverywhere.auth: "digest"`, "basic or bearer",
-		"octoeverywhere.portal_url", "octoeverywhere.connect_to", "octoeverywhere.max_connections: -1", "websocket.ping_interval", `route: "auto"`,
+		"octoeverywhere.portal_url", "octoeverywhere.connect_to", "octoeverywhere.max_connections: -1", "websocket.ping_interval", `route: "direct"`,
 		"log.level", "log.format",
 		`listen.prot_base: unknown key`, `did you mean "listen.port_base"`,
 		`shutdown_grcae: unknown key`, `did you mean "shutdown_grace"`,

@@ -16,7 +16,8 @@ import (
 // associated data.
 const SchemaVersion = 1
 
-// Routes a record may name. An empty Route is stored as RouteRelay.
+// Routes a record may name. An empty Route means "the config key route" (auto unless set otherwise); records
+// stored before LAN routing say relay and keep it.
 const (
 	RouteRelay = "relay"
 	RouteLAN   = "lan"
@@ -39,7 +40,8 @@ type Record struct {
 	LastKnownLocalIP     string
 	PrinterID            string // OctoEverywhere printer ID, when known
 	Port                 int    // local port, unique; 0 in Put means "the next free one"
-	Route                string // relay, lan or auto
+	Route                string // relay, lan or auto; empty: the config key route
+	LANURL               string // the printer's LAN address set by the user (connect --printer-url, lan set); empty: none
 	CreatedAt            time.Time
 	WebhookURL           string
 	WebhookEvents        []int
@@ -49,10 +51,15 @@ type Record struct {
 
 // PublicRecord is the view of a Record that may be shown or printed (`oeproxy list --json`). It holds no secret.
 type PublicRecord struct {
-	Name               string     `json:"name"`
-	Port               int        `json:"port"`
-	LocalURL           string     `json:"local_url"`
-	Route              string     `json:"route"`
+	Name     string `json:"name"`
+	Port     int    `json:"port"`
+	LocalURL string `json:"local_url"`
+	Route    string `json:"route"`
+	// ActiveRoute is the route in use now (lan or relay), as the running daemon decides it; "none" when no daemon
+	// runs. LANURL is the LAN address set by the user, LastProof when the daemon last checked it.
+	ActiveRoute        string     `json:"active_route"`
+	LANURL             string     `json:"lan_url,omitempty"`
+	LastProof          *time.Time `json:"last_proof,omitempty"`
 	PrinterName        string     `json:"printer_name"`
 	AppConnectionID    string     `json:"app_connection_id"`
 	RelayHost          string     `json:"relay_host"`
@@ -87,6 +94,8 @@ func (r Record) PublicWithHost(host string) PublicRecord {
 		Port:               r.Port,
 		LocalURL:           "http://" + net.JoinHostPort(host, strconv.Itoa(r.Port)),
 		Route:              r.Route,
+		ActiveRoute:        "none",
+		LANURL:             r.LANURL,
 		PrinterName:        r.PrinterName,
 		AppConnectionID:    r.ConnectionID,
 		RelayHost:          relayHost(r.URL),
@@ -183,7 +192,7 @@ func (r *Record) validate() error {
 		return newErr(ErrInvalid, nil, fmt.Sprintf("printer %q: port %d is outside 1..65535", r.Name, r.Port))
 	}
 	switch r.Route {
-	case RouteRelay, RouteLAN, RouteAuto:
+	case "", RouteRelay, RouteLAN, RouteAuto:
 	default:
 		return newErr(ErrInvalid, nil, fmt.Sprintf("printer %q: route %q is not one of relay, lan, auto", r.Name, r.Route))
 	}
@@ -207,6 +216,7 @@ type diskRecord struct {
 	PrinterID            string    `json:"pid,omitempty"`
 	Port                 int       `json:"port"`
 	Route                string    `json:"route"`
+	LANURL               string    `json:"lan,omitempty"`
 	CreatedAt            time.Time `json:"ct"`
 	WebhookURL           string    `json:"wu,omitempty"`
 	WebhookEvents        []int     `json:"we,omitempty"`
@@ -224,7 +234,7 @@ func encodeRecord(r Record) ([]byte, error) {
 		AppAPIToken: r.AppAPIToken, OctoPrintAPIKey: r.OctoPrintAPIKey,
 		PrinterName: r.PrinterName, UserPrinterAccessURL: r.UserPrinterAccessURL,
 		LastKnownLocalIP: r.LastKnownLocalIP, PrinterID: r.PrinterID,
-		Port: r.Port, Route: r.Route, CreatedAt: r.CreatedAt,
+		Port: r.Port, Route: r.Route, LANURL: r.LANURL, CreatedAt: r.CreatedAt,
 		WebhookURL: r.WebhookURL, WebhookEvents: r.WebhookEvents, WebhookSetAt: r.WebhookSetAt,
 	})
 	if err != nil {
@@ -250,7 +260,7 @@ func decodeRecord(plain []byte) (Record, error) {
 		AppAPIToken: d.AppAPIToken, OctoPrintAPIKey: d.OctoPrintAPIKey,
 		PrinterName: d.PrinterName, UserPrinterAccessURL: d.UserPrinterAccessURL,
 		LastKnownLocalIP: d.LastKnownLocalIP, PrinterID: d.PrinterID,
-		Port: d.Port, Route: d.Route, CreatedAt: d.CreatedAt,
+		Port: d.Port, Route: d.Route, LANURL: d.LANURL, CreatedAt: d.CreatedAt,
 		WebhookURL: d.WebhookURL, WebhookEvents: d.WebhookEvents, WebhookSetAt: d.WebhookSetAt,
 		SchemaVersion: SchemaVersion,
 	}

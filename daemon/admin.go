@@ -496,7 +496,7 @@ func (a *admin) printerView(rec credstore.Record, listenHost, adminHost string) 
 		}
 		pub = rec.PublicWithHost(name)
 	}
-	v := printerView{Name: pub.Name, PrinterName: pub.PrinterName, LocalURL: pub.LocalURL, Route: pub.Route,
+	v := printerView{Name: pub.Name, PrinterName: pub.PrinterName, LocalURL: pub.LocalURL, Route: a.d.routeText(rec),
 		RelayHost: pub.RelayHost, State: StateUnknown, Supporter: "unknown until OctoEverywhere answered once",
 		NotServed: a.d.NotServed(rec.Name)}
 	if h := a.d.healthOf(rec.Name); h != nil {

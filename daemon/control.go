@@ -31,6 +31,7 @@ type Control interface {
 	Remove(ctx context.Context, name string) (credstore.PublicRecord, error)
 	Change(ctx context.Context, name string, ch Change) (credstore.PublicRecord, error)
 	AppControl
+	LANControl
 }
 
 // AddRequest stores a new App Connection from a validated portal completion.
@@ -42,6 +43,10 @@ type AddRequest struct {
 	Port int `json:"port,omitempty"`
 	// PrinterID is the OctoEverywhere printer ID when discovered.
 	PrinterID string `json:"printer_id,omitempty"`
+	// Route is relay, lan or auto (connect --route); empty: the config key route.
+	Route string `json:"route,omitempty"`
+	// LANURL is the printer's LAN address (connect --printer-url); empty: none set.
+	LANURL string `json:"lan_url,omitempty"`
 }
 
 // Error kinds carried over the control socket, so the client returns the same sentinel errors as the store.
@@ -170,6 +175,7 @@ func ControlHandler(c Control) http.Handler {
 		reply(w, map[string]int{"pid": os.Getpid()}, nil)
 	})
 	appRoutes(mux, c)
+	lanRoutes(mux, c)
 	return mux
 }
 

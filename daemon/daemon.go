@@ -64,6 +64,8 @@ type Daemon struct {
 
 	// connBudget is shared by every printer listener (newConnBudget; nil: no limit).
 	connBudget chan struct{}
+
+	routing routing // routing.go
 }
 
 type printerServer struct {
@@ -104,6 +106,8 @@ func New(o Options) (*Daemon, error) {
 		NotServed:   d.NotServed,
 		API:         o.API,
 		Health:      d.healthOf,
+		// LAN-first routing (routing.go).
+		DefaultRoute: o.Config.Route, Routes: d.routeStatus, OnLANChange: d.setLANRoute,
 	}
 	return d, nil
 }
@@ -204,6 +208,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	_ = adminSrv.Shutdown(grace)
 	d.admin.close()
 	d.wg.Wait()
+	d.routing.close()
 	d.log.Info("oeproxy stopped")
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/portalflow"
+	"github.com/oeproxy/oeproxy/route"
 )
 
 // Printers is the store-backed Control: it names, allocates ports, validates and stores. The daemon wraps it
@@ -36,6 +37,11 @@ type Printers struct {
 	API *appapi.Client
 	// Health, set by the daemon, returns a served printer's health tracker (nil when it has none).
 	Health func(name string) *Health
+	// DefaultRoute is the config key route; Routes, set by the daemon, a served printer's routing state;
+	// OnLANChange runs after SetLAN changed the store (the daemon re-proves the printer's LAN host).
+	DefaultRoute string
+	Routes       func(name string) (route.Status, bool)
+	OnLANChange  func(credstore.Record) error
 
 	mu sync.Mutex // serialises name and port allocation
 }
@@ -57,6 +63,7 @@ func (p *Printers) List(context.Context) ([]credstore.PublicRecord, error) {
 			}
 			pub.Served = &served
 		}
+		fillRoute(&pub, r, p.DefaultRoute, p.Routes)
 		out = append(out, pub)
 	}
 	for _, d := range damaged {
@@ -101,7 +108,14 @@ func (p *Printers) Add(_ context.Context, req AddRequest) (credstore.PublicRecor
 		AppAPIToken: c.AppAPIToken, OctoPrintAPIKey: c.OctoPrintAPIKey,
 		PrinterName: c.PrinterName, UserPrinterAccessURL: c.UserPrinterAccessURL,
 		LastKnownLocalIP: c.PrinterLastKnownLocalIP, PrinterID: req.PrinterID,
-		Port: port, Route: "relay", CreatedAt: now().UTC().Truncate(time.Second),
+		Port: port, Route: req.Route, LANURL: req.LANURL, CreatedAt: now().UTC().Truncate(time.Second),
+	}
+	if err := checkLANRequest(&LANRequest{URL: rec.LANURL, Route: rec.Route}); err != nil {
+		return credstore.PublicRecord{}, err
+	}
+	if rec.LANURL != "" {
+		u, _ := route.ParseLANURL(rec.LANURL)
+		rec.LANURL = u.String()
 	}
 	if _, err := p.Store.Add(rec); err != nil {
 		return credstore.PublicRecord{}, err

@@ -56,6 +56,7 @@ type Sim struct {
 	byPortalTok map[string]*portalSession
 	deliveries  []WebhookDelivery
 	clients     []*http.Transport
+	netWatchers []chan struct{}
 }
 
 // Start starts the simulation on 127.0.0.1 with random ports: the TLS listener for every OctoEverywhere host and

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/oeproxy/oeproxy/internal/oe"
+	"github.com/oeproxy/oeproxy/route"
 	"github.com/oeproxy/oeproxy/webcam"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -56,7 +57,7 @@ type RequestStats struct {
 	Status   int           // status sent to the client (0 if the client went away before any was sent)
 	BytesIn  int64         // request body bytes read from the client
 	BytesOut int64         // response body bytes written to the client
-	Route    string        // "relay" (the only route so far)
+	Route    string        // "lan" or "relay": the route that answered (a LAN connect that fell back counts as relay)
 	Duration time.Duration // from arrival to the end of the response body
 }
 
@@ -98,6 +99,12 @@ type Options struct {
 	// Webcams, when set, shares webcam streams among viewers and answers snapshots from them (package webcam).
 	// The caller owns it, so that a reload that replaces the handler does not end the viewers' streams.
 	Webcams *webcam.Hub
+	// Router, when set, decides per request (and per WebSocket or stream at its start) whether it goes to the
+	// printer's LAN address or to the relay (package route); nil means always the relay.
+	Router *route.Router
+	// LANTransport carries requests on the LAN route; default route.NewLANTransport() (300 ms connect, no
+	// environment proxy). It never carries the App Connection credential.
+	LANTransport http.RoundTripper
 }
 
 // Handler serves one printer. It is an http.Handler; Close ends its WebSockets.
@@ -123,6 +130,11 @@ type Handler struct {
 	wg       sync.WaitGroup
 
 	cams *webcam.Hub
+
+	lanRP        *httputil.ReverseProxy
+	lanTransport http.RoundTripper
+	lanWSClient  *http.Client
+	lanHosts     []string // host names of the router's LAN addresses: the printer's own, for webcam URLs
 }
 
 // New checks the printer and options and returns the printer's handler.
@@ -180,6 +192,13 @@ func New(p Printer, o Options) (*Handler, error) {
 		ErrorHandler:   h.relayError,
 		ErrorLog:       mustStdLogAt(h.log.Named("reverseproxy"), zap.DebugLevel),
 	}
+	h.lanTransport = o.LANTransport
+	if h.lanTransport == nil {
+		h.lanTransport = route.NewLANTransport()
+	}
+	h.lanRP = h.newLANProxy()
+	h.lanWSClient = &http.Client{Transport: h.lanTransport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	h.lanHosts = o.Router.LANHosts()
 	wst := o.WebSocketTransport
 	if wst == nil {
 		wst = o.Transport
@@ -300,13 +319,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serveHTTP(cw *countingWriter, r *http.Request, cb *countingBody) {
 	start := time.Now()
 	method, path := r.Method, r.URL.Path // before the handlers below change r
+	d := h.opts.Router.Decide()
+	via := d.Route
 	defer func() {
 		cb.finish()
 		access := h.log.Check(zapcore.DebugLevel, "request")
 		if h.opts.Hooks.RequestDone == nil && access == nil {
 			return
 		}
-		st := RequestStats{Status: cw.status, BytesOut: cw.n, Route: "relay", Duration: time.Since(start)}
+		st := RequestStats{Status: cw.status, BytesOut: cw.n, Route: string(via), Duration: time.Since(start)}
 		if cb != nil {
 			st.BytesIn = cb.n.Load()
 		}
@@ -325,6 +346,12 @@ func (h *Handler) serveHTTP(cw *countingWriter, r *http.Request, cb *countingBod
 		return
 	}
 	defer camDone(r)
+	if d.Route == route.LAN {
+		if h.serveLAN(cw, r, d) {
+			return
+		}
+		via = route.Relay // nothing reached the LAN: the same request goes on to the relay
+	}
 	if !h.opts.RelaySlots.acquire(r, h.opts.RelayWait) {
 		h.relayBusy(cw, r)
 		return

@@ -16,6 +16,7 @@ import (
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/daemon"
 	"github.com/oeproxy/oeproxy/portalflow"
+	"github.com/oeproxy/oeproxy/route"
 )
 
 // openBrowser and headless are replaced in tests by functions that play the browser.
@@ -26,6 +27,7 @@ var (
 
 type connectFlags struct {
 	name, printerURL, completionURL, apiKey string
+	route                                   string
 	port                                    int
 	noBrowser, noOctoPrintKey               bool
 	timeout                                 time.Duration
@@ -42,7 +44,9 @@ loopback address (http://127.0.0.1:<random>/oeproxy/callback/<state>). The crede
 encrypted and the printer gets a local port (listen.port_base and up, or --port).
 
 With --printer-url (the printer's LAN address), oeproxy asks the OctoEverywhere plugin for the
-printer's ID so the portal preselects it.
+printer's ID so the portal preselects it, and keeps it as the printer's LAN address: with --route auto
+(the default route) the port then goes straight to the printer on the LAN whenever the LAN host proves
+it is the same printer, and through OctoEverywhere otherwise. --route relay or lan forces one.
 
 Over SSH or without a browser (--no-browser), the portal URL is printed: open it anywhere, finish the
 setup, then copy the address of the page the portal ends on and paste it into the waiting connect, or
@@ -61,6 +65,7 @@ and paste it on standard input. The address holds the App Connection's secrets: 
 	fl.StringVar(&f.name, "name", "", "local name of the printer (default: from the printer's name)")
 	fl.IntVar(&f.port, "port", 0, "local port (default: the first free one from listen.port_base)")
 	fl.StringVar(&f.printerURL, "printer-url", "", "the printer's LAN URL, to discover its OctoEverywhere printer ID")
+	fl.StringVar(&f.route, "route", "", "relay, lan or auto (default: the config key route)")
 	fl.StringVar(&f.apiKey, "printer-api-key", "", "API key for --printer-url when the printer requires one")
 	fl.BoolVar(&f.noBrowser, "no-browser", false, "print the portal URL instead of opening a browser")
 	fl.BoolVar(&f.noOctoPrintKey, "no-octoprint-key", false, "do not ask the portal to create an OctoPrint API key")
@@ -83,6 +88,13 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 	}
 	if err := credstore.ValidateName(f.name); f.name != "" && err != nil {
 		return usageError{fmt.Errorf("--name: %w", err)}
+	}
+	// Checked before the portal, so that a typo costs nothing (the completion cannot be fetched twice).
+	if _, err := route.ParseMode(f.route); f.route != "" && err != nil {
+		return usageError{fmt.Errorf("--route: %w", err)}
+	}
+	if _, err := route.ParseLANURL(f.printerURL); f.printerURL != "" && err != nil {
+		return usageError{fmt.Errorf("--printer-url: %w", err)}
 	}
 	// The portal's answer is one-time: everything that can refuse it is checked before the portal opens.
 	if err := a.connectPrecheck(ctx, f); err != nil {
@@ -108,7 +120,8 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 		Timeout: f.timeout,
 		Keep: func(ctx context.Context, c portalflow.Completion) (string, error) {
 			var err error
-			got, err = a.addPrinter(ctx, daemon.AddRequest{Completion: c, Name: f.name, Port: f.port, PrinterID: id})
+			got, err = a.addPrinter(ctx, daemon.AddRequest{Completion: c, Name: f.name, Port: f.port, PrinterID: id,
+				Route: f.route, LANURL: f.printerURL})
 			if err != nil {
 				return "", err
 			}
