@@ -76,9 +76,11 @@ func TestConnectKeepsTheAnswerWhenStoringFails(t *testing.T) {
 	e := newEnv(t, oesim.Options{AutoApprove: true})
 	ps := e.sim.Printers()
 	port := 30000 + int(e.sim.Printers()[0].Name[0])
-	var page string
+	pageCh := make(chan string, 1)
 	openBrowser = func(portal string) error {
 		go func() {
+			page := ""
+			defer func() { pageCh <- page }()
 			// Another printer takes the port while the user is in the portal.
 			if code, _, errOut := e.run(context.Background(), completionURL(e.sim.Connect(ps[1]).Credentials(), ps[1].Name, nil)+"\n",
 				"connect", "--completion-url", "-", "--port", fmt.Sprint(port), "--name", "other"); code != 0 {
@@ -105,7 +107,7 @@ func TestConnectKeepsTheAnswerWhenStoringFails(t *testing.T) {
 	if code != 1 || m == nil {
 		t.Fatalf("exit %d, stderr %q; want exit 1 and the file that keeps the answer", code, errOut)
 	}
-	if strings.Contains(page, "Connected") || !strings.Contains(page, "not lost") {
+	if page := <-pageCh; strings.Contains(page, "Connected") || !strings.Contains(page, "not lost") {
 		t.Errorf("browser page: %s", page)
 	}
 	fi, err := os.Lstat(m[1])
