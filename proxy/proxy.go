@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/oeproxy/oeproxy/front"
 	"github.com/oeproxy/oeproxy/internal/oe"
 	"github.com/oeproxy/oeproxy/webcam"
 	"go.uber.org/zap"
@@ -35,6 +36,10 @@ type Printer struct {
 	// LANHosts are the printer's own LAN addresses (the portal's last known local IP): absolute webcam URLs on
 	// them in the printer's JSON are made relative, so that UIs keep using oeproxy.
 	LANHosts []string
+	// FrontAPIKey, when set, puts package front before the relay: the port answers OctoPrint's API (paths
+	// front.Handles) over the plugin command APIs, for printers without an HTTP API of their own (Bambu Lab).
+	// Clients must send this key; it is the front's own, shown once by connect.
+	FrontAPIKey string
 }
 
 // Hooks lets the daemon count what the handler does (metrics, admin page). Every field may be nil. Hooks are
@@ -98,6 +103,8 @@ type Options struct {
 	// Webcams, when set, shares webcam streams among viewers and answers snapshots from them (package webcam).
 	// The caller owns it, so that a reload that replaces the handler does not end the viewers' streams.
 	Webcams *webcam.Hub
+	// UploadLimit, when set, returns the account's upload limit in bytes (0 unknown), for the front's 413.
+	UploadLimit func() int64
 }
 
 // Handler serves one printer. It is an http.Handler; Close ends its WebSockets.
@@ -122,7 +129,8 @@ type Handler struct {
 	sessions map[*wsSession]struct{}
 	wg       sync.WaitGroup
 
-	cams *webcam.Hub
+	cams  *webcam.Hub
+	front *front.Front // nil unless Printer.FrontAPIKey is set
 }
 
 // New checks the printer and options and returns the printer's handler.
@@ -183,6 +191,11 @@ func New(p Printer, o Options) (*Handler, error) {
 	wst := o.WebSocketTransport
 	if wst == nil {
 		wst = o.Transport
+	}
+	if p.FrontAPIKey != "" {
+		if h.front, err = h.newFront(); err != nil {
+			return nil, err
+		}
 	}
 	h.wsClient = &http.Client{
 		Transport: wst,
@@ -270,6 +283,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !h.admit(w, r) {
+		return
+	}
+	if h.front != nil && !ws && front.Handles(r.URL.Path) {
+		h.front.ServeHTTP(w, r)
 		return
 	}
 	ip, _, err := net.SplitHostPort(r.RemoteAddr)
