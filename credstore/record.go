@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,8 +45,18 @@ type Record struct {
 	WebhookURL           string
 	WebhookEvents        []int
 	WebhookSetAt         time.Time
-	SchemaVersion        int // set by the store on read; ignored on write
+	// Platform is the printer software (one of Platforms; "" not known): what OctoEverywhere reported at connect,
+	// or connect --platform.
+	Platform string
+	// FrontAPIKey is the key of the printer's OctoPrint front (package front); empty: no front. Secret.
+	FrontAPIKey string
+	// MQTTPort is the printer's local MQTT bridge port (package mqttbridge); 0: no bridge.
+	MQTTPort      int
+	SchemaVersion int // set by the store on read; ignored on write
 }
+
+// Platforms are the printer platforms a record may name (connect --platform).
+var Platforms = []string{"octoprint", "moonraker", "prusalink", "bambu", "elegoo"}
 
 // PublicRecord is the view of a Record that may be shown or printed (`oeproxy list --json`). It holds no secret.
 type PublicRecord struct {
@@ -60,6 +71,9 @@ type PublicRecord struct {
 	PrinterID          string     `json:"printer_id"`
 	HasOctoPrintAPIKey bool       `json:"has_octoprint_api_key"`
 	WebhookSetAt       *time.Time `json:"webhook_set_at"` // null when no webhook was set
+	Platform           string     `json:"platform"`       // "" when not known
+	HasFrontAPIKey     bool       `json:"has_front_api_key"`
+	MQTTPort           int        `json:"mqtt_port,omitempty"` // absent: no MQTT bridge
 	// Damaged is set, with what to do, for a stored record that cannot be read (Name is its stand-in, Port 0);
 	// absent otherwise.
 	Damaged string `json:"damaged,omitempty"`
@@ -89,6 +103,9 @@ func (r Record) PublicWithHost(host string) PublicRecord {
 		CreatedAt:          r.CreatedAt.UTC().Truncate(time.Second), // whole seconds: plain RFC 3339
 		PrinterID:          r.PrinterID,
 		HasOctoPrintAPIKey: r.OctoPrintAPIKey != "",
+		Platform:           r.Platform,
+		HasFrontAPIKey:     r.FrontAPIKey != "",
+		MQTTPort:           r.MQTTPort,
 	}
 	if !r.WebhookSetAt.IsZero() {
 		t := r.WebhookSetAt.UTC().Truncate(time.Second)
@@ -177,6 +194,12 @@ func (r *Record) validate() error {
 	default:
 		return newErr(ErrInvalid, nil, fmt.Sprintf("printer %q: route %q is not one of relay, lan, auto", r.Name, r.Route))
 	}
+	if r.Platform != "" && !slices.Contains(Platforms, r.Platform) {
+		return newErr(ErrInvalid, nil, fmt.Sprintf("printer %q: platform %q is not one of %s", r.Name, r.Platform, strings.Join(Platforms, ", ")))
+	}
+	if r.MQTTPort < 0 || r.MQTTPort > 65535 {
+		return newErr(ErrInvalid, nil, fmt.Sprintf("printer %q: MQTT port %d is outside 1..65535", r.Name, r.MQTTPort))
+	}
 	return nil
 }
 
@@ -201,6 +224,9 @@ type diskRecord struct {
 	WebhookURL           string    `json:"wu,omitempty"`
 	WebhookEvents        []int     `json:"we,omitempty"`
 	WebhookSetAt         time.Time `json:"ws"`
+	Platform             string    `json:"pf,omitempty"`
+	FrontAPIKey          string    `json:"fk,omitempty"`
+	MQTTPort             int       `json:"mq,omitempty"`
 }
 
 // padTo is the block the plaintext is padded to, so that ciphertext lengths say little about the secrets.
@@ -216,6 +242,7 @@ func encodeRecord(r Record) ([]byte, error) {
 		LastKnownLocalIP: r.LastKnownLocalIP, PrinterID: r.PrinterID,
 		Port: r.Port, Route: r.Route, CreatedAt: r.CreatedAt,
 		WebhookURL: r.WebhookURL, WebhookEvents: r.WebhookEvents, WebhookSetAt: r.WebhookSetAt,
+		Platform: r.Platform, FrontAPIKey: r.FrontAPIKey, MQTTPort: r.MQTTPort,
 	})
 	if err != nil {
 		return nil, err
@@ -242,6 +269,7 @@ func decodeRecord(plain []byte) (Record, error) {
 		LastKnownLocalIP: d.LastKnownLocalIP, PrinterID: d.PrinterID,
 		Port: d.Port, Route: d.Route, CreatedAt: d.CreatedAt,
 		WebhookURL: d.WebhookURL, WebhookEvents: d.WebhookEvents, WebhookSetAt: d.WebhookSetAt,
+		Platform: d.Platform, FrontAPIKey: d.FrontAPIKey, MQTTPort: d.MQTTPort,
 		SchemaVersion: SchemaVersion,
 	}
 	if err := r.validate(); err != nil {
