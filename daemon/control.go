@@ -29,6 +29,7 @@ type Control interface {
 	Add(ctx context.Context, req AddRequest) (credstore.PublicRecord, error)
 	Remove(ctx context.Context, name string) (credstore.PublicRecord, error)
 	AppControl
+	MQTTControl
 }
 
 // AddRequest stores a new App Connection from a validated portal completion.
@@ -40,6 +41,10 @@ type AddRequest struct {
 	Port int `json:"port,omitempty"`
 	// PrinterID is the OctoEverywhere printer ID when discovered.
 	PrinterID string `json:"printer_id,omitempty"`
+	// Platform is connect --platform; empty: what the OctoEverywhere plugin reports.
+	Platform string `json:"platform,omitempty"`
+	// FrontAPIKey is the key connect shows once; stored only when the platform gets the OctoPrint front.
+	FrontAPIKey string `json:"front_api_key,omitempty"`
 }
 
 // Error kinds carried over the control socket, so the client returns the same sentinel errors as the store.
@@ -159,6 +164,7 @@ func ControlHandler(c Control) http.Handler {
 		reply(w, map[string]int{"pid": os.Getpid()}, nil)
 	})
 	appRoutes(mux, c)
+	mqttRoutes(mux, c)
 	return mux
 }
 

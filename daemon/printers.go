@@ -31,6 +31,10 @@ type Printers struct {
 	API *appapi.Client
 	// Health, set by the daemon, returns a served printer's health tracker (nil when it has none).
 	Health func(name string) *Health
+	// DetectPlatform, when set, asks the plugin of a new record which platform it runs (bambu.go).
+	DetectPlatform func(ctx context.Context, rec credstore.Record) (string, error)
+	// OnMQTT runs after a printer's MQTT port changed (the daemon opens or closes its bridge).
+	OnMQTT func(credstore.Record) error
 
 	mu sync.Mutex // serialises name and port allocation
 }
@@ -69,7 +73,7 @@ func ValidateName(name string) error {
 
 // Add implements Control. The completion is validated again here because the control socket may be reached by
 // any program of the same user.
-func (p *Printers) Add(_ context.Context, req AddRequest) (credstore.PublicRecord, error) {
+func (p *Printers) Add(ctx context.Context, req AddRequest) (credstore.PublicRecord, error) {
 	if err := portalflow.Validate(req.Completion, p.RelayDomain); err != nil {
 		return credstore.PublicRecord{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -104,6 +108,9 @@ func (p *Printers) Add(_ context.Context, req AddRequest) (credstore.PublicRecor
 		PrinterName: c.PrinterName, UserPrinterAccessURL: c.UserPrinterAccessURL,
 		LastKnownLocalIP: c.PrinterLastKnownLocalIP, PrinterID: req.PrinterID,
 		Port: port, Route: "relay", CreatedAt: now().UTC().Truncate(time.Second),
+	}
+	if err := p.preparePlatform(ctx, &rec, req, existing); err != nil {
+		return credstore.PublicRecord{}, err
 	}
 	if _, err := p.Store.Add(rec); err != nil {
 		return credstore.PublicRecord{}, err
@@ -155,7 +162,7 @@ func uniqueName(base string, existing []credstore.Record) string {
 func (p *Printers) freePort(existing []credstore.Record) int {
 	owned := map[int]bool{}
 	for _, r := range existing {
-		owned[r.Port] = true
+		owned[r.Port], owned[r.MQTTPort] = true, true
 	}
 	host := p.ListenHost
 	if host == "" {

@@ -187,7 +187,7 @@ func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr st
 		return proxy.New(proxy.Printer{
 			Name: rec.Name, RelayURL: relay, Auth: cfg.OctoEverywhere.Auth,
 			BasicUser: rec.BasicUser, BasicPassword: rec.BasicPassword, BearerToken: rec.BearerToken,
-			LANHosts: lanHosts(rec),
+			LANHosts: lanHosts(rec), FrontAPIKey: rec.FrontAPIKey,
 		}, proxy.Options{
 			Transport:          d.o.Transport,
 			WebSocketTransport: d.o.WebSocketTransport,
@@ -202,6 +202,7 @@ func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr st
 			RelaySlots:         slots,
 			Hooks:              hooks,
 			Webcams:            ph.cams,
+			UploadLimit:        health.UploadLimit,
 		})
 	}
 	h, err := ph.build()

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 
@@ -43,4 +44,10 @@ func (h *Handler) relayDo(r *http.Request) (*http.Response, error) {
 		h.noteRelayOK()
 	}
 	return resp, nil
+}
+
+// DetectPlatform asks the printer's OctoEverywhere plugin which platform it runs (front.Detect), through the
+// relay with the credential.
+func (h *Handler) DetectPlatform(ctx context.Context) (string, error) {
+	return front.Detect(ctx, h.relayDo)
 }

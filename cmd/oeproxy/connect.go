@@ -8,13 +8,16 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/daemon"
+	"github.com/oeproxy/oeproxy/front"
 	"github.com/oeproxy/oeproxy/portalflow"
 )
 
@@ -28,6 +31,7 @@ var (
 
 type connectFlags struct {
 	name, printerURL, completionURL, apiKey string
+	platform                                string
 	port                                    int
 	noBrowser, noOctoPrintKey               bool
 	timeout                                 time.Duration
@@ -66,6 +70,7 @@ setup, then copy the address of the page the portal ends on and paste it here, o
 	fl.BoolVar(&f.noOctoPrintKey, "no-octoprint-key", false, "do not ask the portal to create an OctoPrint API key")
 	fl.StringVar(&f.completionURL, "completion-url", "", "store the App Connection from a completion URL you copied ('-': read it from stdin)")
 	fl.DurationVar(&f.timeout, "timeout", 15*time.Minute, "how long to wait for the portal to finish")
+	fl.StringVar(&f.platform, "platform", "", "the printer's platform, "+strings.Join(credstore.Platforms, "|")+" (default: what OctoEverywhere reports)")
 	return cmd
 }
 
@@ -80,6 +85,13 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 	}
 	if f.port < 0 || f.port > 65535 {
 		return usageError{fmt.Errorf("--port %d is not a TCP port (1..65535)", f.port)}
+	}
+	if f.platform != "" && !slices.Contains(credstore.Platforms, f.platform) {
+		return usageError{fmt.Errorf("--platform %q is not one of %s", f.platform, strings.Join(credstore.Platforms, ", "))}
+	}
+	frontKey, err := front.NewAPIKey()
+	if err != nil {
+		return err
 	}
 	if err := daemon.ValidateName(f.name); f.name != "" && err != nil {
 		return usageError{fmt.Errorf("--name: %w", err)}
@@ -150,7 +162,8 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 		return err
 	}
 	defer done()
-	rec, err := ctl.Add(ctx, daemon.AddRequest{Completion: comp, Name: f.name, Port: f.port, PrinterID: printerID})
+	rec, err := ctl.Add(ctx, daemon.AddRequest{Completion: comp, Name: f.name, Port: f.port, PrinterID: printerID,
+		Platform: f.platform, FrontAPIKey: frontKey})
 	if err != nil && rec.Name == "" {
 		return err
 	}
@@ -159,6 +172,7 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 	if rec.HasOctoPrintAPIKey {
 		fmt.Fprintln(a.out, "The portal created an OctoPrint API key for oeproxy; it is stored encrypted.")
 	}
+	a.printFront(rec, frontKey)
 	if _, ok := ctl.(*daemon.ControlClient); !ok {
 		fmt.Fprintln(a.out, "Start `oeproxy serve` (or the service) to open the port.")
 	}
