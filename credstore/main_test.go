@@ -86,7 +86,7 @@ func openStore(t testing.TB, path string, ks KeySource) *Store {
 	return s
 }
 
-// mqttPorts makes each sample record's MQTT port unique.
+// mqttPorts makes each sample record's MQTT port and loopback address unique.
 var mqttPorts atomic.Int32
 
 // sampleRecord has a distinct, recognisable value in every field, unique per call.
@@ -96,6 +96,7 @@ func sampleRecord(t testing.TB, name string, port int) Record {
 	_, _ = rand.Read(u)
 	tag := fmt.Sprintf("%x", u)
 	id := "conn" + tag
+	n := mqttPorts.Add(1) // unique per call: MQTT port and loopback address
 	return Record{
 		Name:                 name,
 		ConnectionID:         id,
@@ -117,7 +118,8 @@ func sampleRecord(t testing.TB, name string, port int) Record {
 		WebhookSetAt:         time.Date(2025, 4, 5, 6, 7, 8, 0, time.UTC),
 		Platform:             "bambu",
 		FrontAPIKey:          "FrontAPIKey" + tag,
-		MQTTPort:             30000 + int(mqttPorts.Add(1)),
+		MQTTPort:             30000 + int(n),
+		LoopbackIP:           fmt.Sprintf("127.1.%d.%d", n/250%250, n%250+2),
 	}
 }
 

@@ -51,7 +51,10 @@ type Record struct {
 	// FrontAPIKey is the key of the printer's OctoPrint front (package front); empty: no front. Secret.
 	FrontAPIKey string
 	// MQTTPort is the printer's local MQTT bridge port (package mqttbridge); 0: no bridge.
-	MQTTPort      int
+	MQTTPort int
+	// LoopbackIP is the printer's own loopback address (127.0.0.2, ...) where it also answers on the fixed ports
+	// its clients expect (Elegoo: 3030, 80, 7125, 8080); empty: none.
+	LoopbackIP    string
 	SchemaVersion int // set by the store on read; ignored on write
 }
 
@@ -73,7 +76,8 @@ type PublicRecord struct {
 	WebhookSetAt       *time.Time `json:"webhook_set_at"` // null when no webhook was set
 	Platform           string     `json:"platform"`       // "" when not known
 	HasFrontAPIKey     bool       `json:"has_front_api_key"`
-	MQTTPort           int        `json:"mqtt_port,omitempty"` // absent: no MQTT bridge
+	MQTTPort           int        `json:"mqtt_port,omitempty"`        // absent: no MQTT bridge
+	LoopbackAddress    string     `json:"loopback_address,omitempty"` // absent: no address of its own
 	// Damaged is set, with what to do, for a stored record that cannot be read (Name is its stand-in, Port 0);
 	// absent otherwise.
 	Damaged string `json:"damaged,omitempty"`
@@ -106,6 +110,7 @@ func (r Record) PublicWithHost(host string) PublicRecord {
 		Platform:           r.Platform,
 		HasFrontAPIKey:     r.FrontAPIKey != "",
 		MQTTPort:           r.MQTTPort,
+		LoopbackAddress:    r.LoopbackIP,
 	}
 	if !r.WebhookSetAt.IsZero() {
 		t := r.WebhookSetAt.UTC().Truncate(time.Second)
@@ -197,6 +202,9 @@ func (r *Record) validate() error {
 	if r.Platform != "" && !slices.Contains(Platforms, r.Platform) {
 		return newErr(ErrInvalid, nil, fmt.Sprintf("printer %q: platform %q is not one of %s", r.Name, r.Platform, strings.Join(Platforms, ", ")))
 	}
+	if ip := net.ParseIP(r.LoopbackIP); r.LoopbackIP != "" && (ip == nil || ip.To4() == nil || !ip.IsLoopback() || r.LoopbackIP == "127.0.0.1") {
+		return newErr(ErrInvalid, nil, fmt.Sprintf("printer %q: loopback address %q is not an IPv4 loopback address other than 127.0.0.1", r.Name, r.LoopbackIP))
+	}
 	if r.MQTTPort < 0 || r.MQTTPort > 65535 {
 		return newErr(ErrInvalid, nil, fmt.Sprintf("printer %q: MQTT port %d is outside 1..65535", r.Name, r.MQTTPort))
 	}
@@ -227,6 +235,7 @@ type diskRecord struct {
 	Platform             string    `json:"pf,omitempty"`
 	FrontAPIKey          string    `json:"fk,omitempty"`
 	MQTTPort             int       `json:"mq,omitempty"`
+	LoopbackIP           string    `json:"lip,omitempty"`
 }
 
 // padTo is the block the plaintext is padded to, so that ciphertext lengths say little about the secrets.
@@ -242,7 +251,7 @@ func encodeRecord(r Record) ([]byte, error) {
 		LastKnownLocalIP: r.LastKnownLocalIP, PrinterID: r.PrinterID,
 		Port: r.Port, Route: r.Route, CreatedAt: r.CreatedAt,
 		WebhookURL: r.WebhookURL, WebhookEvents: r.WebhookEvents, WebhookSetAt: r.WebhookSetAt,
-		Platform: r.Platform, FrontAPIKey: r.FrontAPIKey, MQTTPort: r.MQTTPort,
+		Platform: r.Platform, FrontAPIKey: r.FrontAPIKey, MQTTPort: r.MQTTPort, LoopbackIP: r.LoopbackIP,
 	})
 	if err != nil {
 		return nil, err
@@ -269,7 +278,7 @@ func decodeRecord(plain []byte) (Record, error) {
 		LastKnownLocalIP: d.LastKnownLocalIP, PrinterID: d.PrinterID,
 		Port: d.Port, Route: d.Route, CreatedAt: d.CreatedAt,
 		WebhookURL: d.WebhookURL, WebhookEvents: d.WebhookEvents, WebhookSetAt: d.WebhookSetAt,
-		Platform: d.Platform, FrontAPIKey: d.FrontAPIKey, MQTTPort: d.MQTTPort,
+		Platform: d.Platform, FrontAPIKey: d.FrontAPIKey, MQTTPort: d.MQTTPort, LoopbackIP: d.LoopbackIP,
 		SchemaVersion: SchemaVersion,
 	}
 	if err := r.validate(); err != nil {

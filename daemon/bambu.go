@@ -78,7 +78,65 @@ func (p *Printers) preparePlatform(ctx context.Context, rec *credstore.Record, r
 	if front.HasMQTTProxy(platform) {
 		rec.MQTTPort = p.freePortFrom(MQTTPortBase, existing, rec.Port)
 	}
+	if platform == front.PlatformElegoo {
+		rec.LoopbackIP = freeLoopback(existing)
+	}
 	return nil
+}
+
+// ElegooPorts are the fixed ports Elegoo clients use whatever the user typed: SDCP's WebSocket and web server on
+// 3030 (OrcaSlicer's ElegooLink hard-codes it), 80, Moonraker's 7125 and the webcam's 8080 (research B.4, §3.4).
+var ElegooPorts = []int{3030, 80, 7125, 8080}
+
+// freeLoopback is the first loopback address from 127.0.0.2 that no printer has and where port 3030 can be bound
+// now; "" when none can (macOS answers only on 127.0.0.1 until an lo0 alias is added).
+func freeLoopback(existing []credstore.Record) string {
+	taken := map[string]bool{}
+	for _, r := range existing {
+		taken[r.LoopbackIP] = true
+	}
+	for n := 2; n < 255; n++ {
+		ip := "127.0.0." + strconv.Itoa(n)
+		if taken[ip] {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "3030"))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return ip
+	}
+	return ""
+}
+
+// serveFixedPorts serves the printer's handler on its loopback address's fixed ports as well (ElegooPorts). A
+// port that cannot be bound (80 needs CAP_NET_BIND_SERVICE, or another program has it) is logged and skipped.
+func (d *Daemon) serveFixedPorts(ps *printerServer) {
+	if ps.rec.LoopbackIP == "" {
+		return
+	}
+	var served []string
+	for _, port := range ElegooPorts {
+		addr := net.JoinHostPort(ps.rec.LoopbackIP, strconv.Itoa(port))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			d.log.Warn("fixed port not served", zap.String("printer", ps.rec.Name), zap.String("addr", addr), zap.Error(err),
+				zap.String("advice", "free the port; port 80 needs root or CAP_NET_BIND_SERVICE (setcap cap_net_bind_service=+ep oeproxy); on macOS add the address first: sudo ifconfig lo0 alias "+ps.rec.LoopbackIP+" up"))
+			continue
+		}
+		served = append(served, addr)
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			if err := ps.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error("fixed port listener stopped", zap.String("printer", ps.rec.Name), zap.String("addr", addr), zap.Error(err))
+			}
+		}()
+	}
+	if len(served) > 0 {
+		d.log.Info("printer serving on its fixed ports", zap.String("printer", ps.rec.Name), zap.Strings("addrs", served))
+	}
 }
 
 // freePortFrom is the first port from base that no stored printer uses (for HTTP or MQTT), that is not also,

@@ -278,6 +278,7 @@ func (d *Daemon) startPrinter(rec credstore.Record) error {
 	d.log.Info("printer serving", zap.String("printer", rec.Name), zap.String("local_url", "http://"+ps.addr),
 		zap.String("relay_host", relay.Host))
 	d.startMQTT(ps)
+	d.serveFixedPorts(ps)
 	return nil
 }
 

@@ -120,4 +120,11 @@ func (a *app) printFront(rec credstore.PublicRecord, frontKey string) {
 	if rec.MQTTPort != 0 {
 		fmt.Fprintf(a.out, "MQTT (Home Assistant, mosquitto_sub): %s, no user or password\n", mqttURL(a, rec))
 	}
+	switch {
+	case rec.LoopbackAddress != "":
+		fmt.Fprintf(a.out, "Elegoo clients (OrcaSlicer's ElegooLink, SDCP tools): host %s, which answers on ports 3030, 80, 7125 and 8080\n",
+			rec.LoopbackAddress)
+	case rec.Platform == "elegoo":
+		fmt.Fprintln(a.out, "No loopback address of its own could be bound for ElegooLink's fixed port 3030 (on macOS: sudo ifconfig lo0 alias 127.0.0.2 up, then connect again).")
+	}
 }
