@@ -71,6 +71,8 @@ func Example() {
 	//   "created_at": "2025-01-02T03:04:05Z",
 	//   "printer_id": "",
 	//   "has_octoprint_api_key": false,
-	//   "webhook_set_at": null
+	//   "webhook_set_at": null,
+	//   "platform": "",
+	//   "has_front_api_key": false
 	// }
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,6 +86,9 @@ func openStore(t testing.TB, path string, ks KeySource) *Store {
 	return s
 }
 
+// mqttPorts makes each sample record's MQTT port and loopback address unique.
+var mqttPorts atomic.Int32
+
 // sampleRecord has a distinct, recognisable value in every field, unique per call.
 func sampleRecord(t testing.TB, name string, port int) Record {
 	t.Helper()
@@ -92,6 +96,7 @@ func sampleRecord(t testing.TB, name string, port int) Record {
 	_, _ = rand.Read(u)
 	tag := fmt.Sprintf("%x", u)
 	id := "conn" + tag
+	n := mqttPorts.Add(1) // unique per call: MQTT port and loopback address
 	return Record{
 		Name:                 name,
 		ConnectionID:         id,
@@ -112,13 +117,17 @@ func sampleRecord(t testing.TB, name string, port int) Record {
 		WebhookURL:           "https://hooks.example.net/" + tag,
 		WebhookEvents:        []int{1, 2, 14},
 		WebhookSetAt:         time.Date(2025, 4, 5, 6, 7, 8, 0, time.UTC),
+		Platform:             "bambu",
+		FrontAPIKey:          "FrontAPIKey" + tag,
+		MQTTPort:             30000 + int(n),
+		LoopbackIP:           fmt.Sprintf("127.1.%d.%d", n/250%250, n%250+2),
 	}
 }
 
 // identifying lists every value of r that must not be readable in the file.
 func identifying(r Record) []string {
 	return []string{r.Name, r.ConnectionID, r.URL, relayHost(r.URL), r.BasicUser, r.BasicPassword, r.BearerToken,
-		r.AppAPIToken, r.OctoPrintAPIKey, r.PrinterName, r.UserPrinterAccessURL, r.LastKnownLocalIP, r.PrinterID,
+		r.AppAPIToken, r.OctoPrintAPIKey, r.FrontAPIKey, r.PrinterName, r.UserPrinterAccessURL, r.LastKnownLocalIP, r.PrinterID,
 		r.WebhookURL}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,8 +47,21 @@ type Record struct {
 	WebhookURL           string
 	WebhookEvents        []int
 	WebhookSetAt         time.Time
-	SchemaVersion        int // set by the store on read; ignored on write
+	// Platform is the printer software (one of Platforms; "" not known): what OctoEverywhere reported at connect,
+	// or connect --platform.
+	Platform string
+	// FrontAPIKey is the key of the printer's OctoPrint front (package front); empty: no front. Secret.
+	FrontAPIKey string
+	// MQTTPort is the printer's local MQTT bridge port (package mqttbridge); 0: no bridge.
+	MQTTPort int
+	// LoopbackIP is the printer's own loopback address (127.0.0.2, ...) where it also answers on the fixed ports
+	// its clients expect (Elegoo: 3030, 80, 7125, 8080); empty: none.
+	LoopbackIP    string
+	SchemaVersion int // set by the store on read; ignored on write
 }
+
+// Platforms are the printer platforms a record may name (connect --platform).
+var Platforms = []string{"octoprint", "moonraker", "prusalink", "bambu", "elegoo"}
 
 // PublicRecord is the view of a Record that may be shown or printed (`oeproxy list --json`). It holds no secret.
 type PublicRecord struct {
@@ -67,6 +81,10 @@ type PublicRecord struct {
 	PrinterID          string     `json:"printer_id"`
 	HasOctoPrintAPIKey bool       `json:"has_octoprint_api_key"`
 	WebhookSetAt       *time.Time `json:"webhook_set_at"` // null when no webhook was set
+	Platform           string     `json:"platform"`       // "" when not known
+	HasFrontAPIKey     bool       `json:"has_front_api_key"`
+	MQTTPort           int        `json:"mqtt_port,omitempty"`        // absent: no MQTT bridge
+	LoopbackAddress    string     `json:"loopback_address,omitempty"` // absent: no address of its own
 	// Damaged is set, with what to do, for a stored record that cannot be read (Name is its stand-in, Port 0);
 	// absent otherwise.
 	Damaged string `json:"damaged,omitempty"`
@@ -102,6 +120,10 @@ func (r Record) PublicWithHost(host string) PublicRecord {
 		CreatedAt:          r.CreatedAt.UTC().Truncate(time.Second), // whole seconds: plain RFC 3339
 		PrinterID:          r.PrinterID,
 		HasOctoPrintAPIKey: r.OctoPrintAPIKey != "",
+		Platform:           r.Platform,
+		HasFrontAPIKey:     r.FrontAPIKey != "",
+		MQTTPort:           r.MQTTPort,
+		LoopbackAddress:    r.LoopbackIP,
 	}
 	if !r.WebhookSetAt.IsZero() {
 		t := r.WebhookSetAt.UTC().Truncate(time.Second)
@@ -196,6 +218,15 @@ func (r *Record) validate() error {
 	default:
 		return newErr(ErrInvalid, nil, fmt.Sprintf("printer %q: route %q is not one of relay, lan, auto", r.Name, r.Route))
 	}
+	if r.Platform != "" && !slices.Contains(Platforms, r.Platform) {
+		return newErr(ErrInvalid, nil, fmt.Sprintf("printer %q: platform %q is not one of %s", r.Name, r.Platform, strings.Join(Platforms, ", ")))
+	}
+	if ip := net.ParseIP(r.LoopbackIP); r.LoopbackIP != "" && (ip == nil || ip.To4() == nil || !ip.IsLoopback() || r.LoopbackIP == "127.0.0.1") {
+		return newErr(ErrInvalid, nil, fmt.Sprintf("printer %q: loopback address %q is not an IPv4 loopback address other than 127.0.0.1", r.Name, r.LoopbackIP))
+	}
+	if r.MQTTPort < 0 || r.MQTTPort > 65535 {
+		return newErr(ErrInvalid, nil, fmt.Sprintf("printer %q: MQTT port %d is outside 1..65535", r.Name, r.MQTTPort))
+	}
 	return nil
 }
 
@@ -221,6 +252,10 @@ type diskRecord struct {
 	WebhookURL           string    `json:"wu,omitempty"`
 	WebhookEvents        []int     `json:"we,omitempty"`
 	WebhookSetAt         time.Time `json:"ws"`
+	Platform             string    `json:"pf,omitempty"`
+	FrontAPIKey          string    `json:"fk,omitempty"`
+	MQTTPort             int       `json:"mq,omitempty"`
+	LoopbackIP           string    `json:"lip,omitempty"`
 }
 
 // padTo is the block the plaintext is padded to, so that ciphertext lengths say little about the secrets.
@@ -236,6 +271,7 @@ func encodeRecord(r Record) ([]byte, error) {
 		LastKnownLocalIP: r.LastKnownLocalIP, PrinterID: r.PrinterID,
 		Port: r.Port, Route: r.Route, LANURL: r.LANURL, CreatedAt: r.CreatedAt,
 		WebhookURL: r.WebhookURL, WebhookEvents: r.WebhookEvents, WebhookSetAt: r.WebhookSetAt,
+		Platform: r.Platform, FrontAPIKey: r.FrontAPIKey, MQTTPort: r.MQTTPort, LoopbackIP: r.LoopbackIP,
 	})
 	if err != nil {
 		return nil, err
@@ -262,6 +298,7 @@ func decodeRecord(plain []byte) (Record, error) {
 		LastKnownLocalIP: d.LastKnownLocalIP, PrinterID: d.PrinterID,
 		Port: d.Port, Route: d.Route, LANURL: d.LANURL, CreatedAt: d.CreatedAt,
 		WebhookURL: d.WebhookURL, WebhookEvents: d.WebhookEvents, WebhookSetAt: d.WebhookSetAt,
+		Platform: d.Platform, FrontAPIKey: d.FrontAPIKey, MQTTPort: d.MQTTPort, LoopbackIP: d.LoopbackIP,
 		SchemaVersion: SchemaVersion,
 	}
 	if err := r.validate(); err != nil {

@@ -142,6 +142,13 @@ func (s *Store) write(tx *bolt.Tx, oldKey []byte, r Record, all []entry) error {
 			return newErr(ErrDuplicate, nil, fmt.Sprintf("this App Connection (%s) is stored already as printer %q (port %d): "+
 				"use that printer, or remove it first with `oeproxy remove %s`", r.ConnectionID, e.rec.Name, e.rec.Port, e.rec.Name))
 		}
+		if r.MQTTPort != 0 && (e.rec.MQTTPort == r.MQTTPort || e.rec.Port == r.MQTTPort) ||
+			e.rec.MQTTPort != 0 && e.rec.MQTTPort == r.Port {
+			return newErr(ErrPortTaken, nil, fmt.Sprintf("port %d is taken by printer %q (its HTTP or MQTT port): choose another port", r.MQTTPort, e.rec.Name))
+		}
+		if r.LoopbackIP != "" && e.rec.LoopbackIP == r.LoopbackIP {
+			return newErr(ErrPortTaken, nil, fmt.Sprintf("loopback address %s is taken by printer %q", r.LoopbackIP, e.rec.Name))
+		}
 	}
 	bkey, value, err := s.dk.sealRecord(r)
 	if err != nil {

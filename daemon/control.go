@@ -32,6 +32,7 @@ type Control interface {
 	Change(ctx context.Context, name string, ch Change) (credstore.PublicRecord, error)
 	AppControl
 	LANControl
+	MQTTControl
 }
 
 // AddRequest stores a new App Connection from a validated portal completion.
@@ -47,6 +48,10 @@ type AddRequest struct {
 	Route string `json:"route,omitempty"`
 	// LANURL is the printer's LAN address (connect --printer-url); empty: none set.
 	LANURL string `json:"lan_url,omitempty"`
+	// Platform is connect --platform; empty: what the OctoEverywhere plugin reports.
+	Platform string `json:"platform,omitempty"`
+	// FrontAPIKey is the key connect shows once; stored only when the platform gets the OctoPrint front.
+	FrontAPIKey string `json:"front_api_key,omitempty"`
 }
 
 // Error kinds carried over the control socket, so the client returns the same sentinel errors as the store.
@@ -176,6 +181,7 @@ func ControlHandler(c Control) http.Handler {
 	})
 	appRoutes(mux, c)
 	lanRoutes(mux, c)
+	mqttRoutes(mux, c)
 	return mux
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/mqttbridge"
 )
 
 // Options configure a Daemon.
@@ -77,6 +78,9 @@ type printerServer struct {
 	health  *Health
 	// stopHealth ends the health poller and waits for it.
 	stopHealth func()
+	// mqtt is the printer's MQTT bridge (bambu.go); nil without one.
+	mqttMu sync.Mutex
+	mqtt   *mqttbridge.Bridge
 }
 
 // New checks the options. Nothing is bound until Run.
@@ -108,6 +112,9 @@ func New(o Options) (*Daemon, error) {
 		Health:      d.healthOf,
 		// LAN-first routing (routing.go).
 		DefaultRoute: o.Config.Route, Routes: d.routeStatus, OnLANChange: d.setLANRoute,
+		// Bambu Lab and Elegoo (bambu.go): the platform from the plugin, and MQTT bridges turned on and off.
+		DetectPlatform: d.detectPlatform,
+		OnMQTT:         d.setMQTT,
 	}
 	return d, nil
 }
@@ -281,6 +288,8 @@ func (d *Daemon) startPrinter(rec credstore.Record) error {
 	}()
 	d.log.Info("printer serving", zap.String("printer", rec.Name), zap.String("local_url", "http://"+ps.addr),
 		zap.String("relay_host", relay.Host))
+	d.startMQTT(ps)
+	d.serveFixedPorts(ps)
 	return nil
 }
 
@@ -315,6 +324,7 @@ func (d *Daemon) stopPrinter(rec credstore.Record) {
 
 func (d *Daemon) shutdownPrinter(ctx context.Context, p *printerServer) {
 	// WebSockets are hijacked connections that Shutdown does not track: close them (1001) first.
+	p.stopMQTT()
 	p.handler.Close()
 	p.stopHealth()
 	if err := p.srv.Shutdown(ctx); err != nil {

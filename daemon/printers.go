@@ -42,6 +42,10 @@ type Printers struct {
 	DefaultRoute string
 	Routes       func(name string) (route.Status, bool)
 	OnLANChange  func(credstore.Record) error
+	// DetectPlatform, when set, asks the plugin of a new record which platform it runs (bambu.go).
+	DetectPlatform func(ctx context.Context, rec credstore.Record) (string, error)
+	// OnMQTT runs after a printer's MQTT port changed (the daemon opens or closes its bridge).
+	OnMQTT func(credstore.Record) error
 
 	mu sync.Mutex // serialises name and port allocation
 }
@@ -74,7 +78,7 @@ func (p *Printers) List(context.Context) ([]credstore.PublicRecord, error) {
 
 // Add implements Control. The completion is validated again here because the control socket may be reached by
 // any program of the same user.
-func (p *Printers) Add(_ context.Context, req AddRequest) (credstore.PublicRecord, error) {
+func (p *Printers) Add(ctx context.Context, req AddRequest) (credstore.PublicRecord, error) {
 	if err := portalflow.Validate(req.Completion, p.RelayDomain); err != nil {
 		return credstore.PublicRecord{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -116,6 +120,9 @@ func (p *Printers) Add(_ context.Context, req AddRequest) (credstore.PublicRecor
 	if rec.LANURL != "" {
 		u, _ := route.ParseLANURL(rec.LANURL)
 		rec.LANURL = u.String()
+	}
+	if err := p.preparePlatform(ctx, &rec, req, existing); err != nil {
+		return credstore.PublicRecord{}, err
 	}
 	if _, err := p.Store.Add(rec); err != nil {
 		return credstore.PublicRecord{}, err
@@ -216,7 +223,7 @@ func uniqueName(base string, existing []credstore.Record) string {
 func (p *Printers) freePort(existing []credstore.Record) int {
 	owned := map[int]bool{}
 	for _, r := range existing {
-		owned[r.Port] = true
+		owned[r.Port], owned[r.MQTTPort] = true, true
 	}
 	host := p.ListenHost
 	if host == "" {

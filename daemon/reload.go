@@ -191,7 +191,7 @@ func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr st
 		return proxy.New(proxy.Printer{
 			Name: rec.Name, RelayURL: relay, Auth: cfg.OctoEverywhere.Auth,
 			BasicUser: rec.BasicUser, BasicPassword: rec.BasicPassword, BearerToken: rec.BearerToken,
-			LANHosts: lanHosts(rec),
+			LANHosts: lanHosts(rec), FrontAPIKey: rec.FrontAPIKey,
 		}, proxy.Options{
 			Transport:          d.o.Transport,
 			WebSocketTransport: d.o.WebSocketTransport,
@@ -208,6 +208,7 @@ func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr st
 			Webcams:            ph.cams,
 			Router:             ph.routes.get(),
 			LANTransport:       d.routing.lanTransport(),
+			UploadLimit:        health.UploadLimit,
 		})
 	}
 	h, err := ph.build()

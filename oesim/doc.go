@@ -82,6 +82,28 @@
 // DropWebSockets, SetOnline(false), Revoke and Delete close open WebSockets with 1001 (StatusGoingAway,
 // "plugin disconnected") on both sides; Close ends them abruptly (clients see 1006).
 //
+// # Printers behind the companion plugin (KindBambu, KindElegoo)
+//
+// A Bambu Lab printer has no HTTP server; an Elegoo Centauri Carbon has only its SDCP WebSocket (/websocket:
+// "ping" → "pong", requests acknowledged). Both answer the plugin command APIs (research §7, printer.PluginPrinter)
+// under /octoeverywhere-command-api/: GET status (JobStatus, PlatformVersion "<firmware>-<model>", Features,
+// ListWebcams), ping, webcam/list, webcam/snapshot and webcam/stream (MJPEG, boundary oestreamboundary; both with
+// x-oe-webcam-transform from PrinterOptions.WebcamTransform), files/list, PUT files/upload?path=gcode/<name>
+// (raw body), files/download (raw, 404 with the error body when missing), files/delete, and POST start
+// ({"Path":"gcode/<name>"}: the body is undocumented, our choice), pause, resume, cancel. Answers are HTTP 200 with
+// {"Status":200,"Result":…} or {"Status":<75x/78x/4xx>,"Error":…}: 754 unknown command, 751 bad arguments, 786 a
+// command the print state does not allow. Files are kept on disk (a temporary directory per printer).
+//
+// The Bambu kind also has the MQTT proxy at /octoeverywhere-command-api/proxy/mqtt: a WebSocket (subprotocol mqtt,
+// binary frames, MQTT 3.1.1, no MQTT credentials) that becomes one client of the printer's broker, a real
+// mochi-mqtt server in-process. The printer publishes device/<Serial>/report (print.command push_status,
+// gcode_state, ...) on every state change and when device/<Serial>/request carries {"pushing":{"command":"pushall"}};
+// print.pause, resume and stop on the request topic act on the print. The relay's checks (6xx on the handshake)
+// and DropWebSockets apply as to any WebSocket; PluginPrinter.SetMQTTFailure closes the proxy's WebSockets as the
+// plugin does when its printer connection fails, with close status 4000+<OE code> and reason "<code> ..." (how the
+// real code is carried is undocumented). The real plugin shares one printer connection among proxy clients; the
+// in-process broker treats each client the same way. The Elegoo kind answers 788 there (the MQTT proxy is the CC2's).
+//
 // # App APIs (https://<Domain>/api/...)
 //
 // GET /api/appconnection/info, POST /api/live/createfromappconnection, POST /api/gadget/GetStatusFromAppConnection,
@@ -113,7 +135,7 @@
 // # Not modelled
 //
 // The OE web portal itself (login, printer pages such as userPrinterAccessUrl), shared connections (shared-
-// hosts), plugin command APIs and the MQTT proxy (its path only exists for the oe_api_key rule), the plugin's
+// hosts), plugin command APIs of the OctoPrint and Moonraker kinds, the MQTT proxy's legacy JSON mode, the plugin's
 // OctoPrint port fallbacks (haproxy, mjpg-streamer) and /webcam?action normalisation, absolute LAN URLs, the
 // plugin's 304 cache answers, webhook disabling after repeated failures and the 180-day webhook expiry, codes
 // 610 to 612, rate limits other than Gadget's, and timing of the real service (602 fires only when injected).

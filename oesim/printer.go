@@ -27,6 +27,12 @@ const (
 	KindMoonraker
 	// KindGeneric: every path goes to PrinterOptions.Handler (required).
 	KindGeneric
+	// KindBambu: a Bambu Lab printer behind the "Bambu Connect" companion. It has no HTTP server: the plugin
+	// command APIs (printer.PluginPrinter) and the MQTT proxy in front of its broker are all there is.
+	KindBambu
+	// KindElegoo: an Elegoo Centauri Carbon behind "Elegoo Connect": the plugin command APIs, and its SDCP
+	// WebSocket on /websocket (no MQTT proxy: that is the CC2's).
+	KindElegoo
 )
 
 func (k PrinterKind) String() string {
@@ -37,6 +43,10 @@ func (k PrinterKind) String() string {
 		return "moonraker"
 	case KindGeneric:
 		return "generic"
+	case KindBambu:
+		return "bambu"
+	case KindElegoo:
+		return "elegoo"
 	}
 	return fmt.Sprintf("PrinterKind(%d)", int(k))
 }
@@ -63,6 +73,10 @@ type PrinterOptions struct {
 	// LAN makes the printer answer on its LAN address too: 127.0.0.2 on a port of its own (Printer.LANURL), with
 	// the same backend the relay reaches and no relay in between (see SetLAN). LocalIP then defaults to 127.0.0.2.
 	LAN bool
+	// Serial is the Bambu serial number (MQTT topics device/<Serial>/...), for KindBambu and KindElegoo.
+	Serial string
+	// WebcamTransform is the x-oe-webcam-transform the plugin reports (KindBambu, KindElegoo), e.g. "flipv rotate=90".
+	WebcamTransform string
 }
 
 // Printer is one simulated printer and its plugin's connection to OctoEverywhere.
@@ -83,6 +97,7 @@ type Printer struct {
 	frontend *url.URL
 	octo     *printer.OctoPrint
 	moon     *printer.Moonraker
+	plugin   *printer.PluginPrinter
 	servers  []*http.Server
 	lan      *lanSide
 
@@ -95,8 +110,8 @@ type Printer struct {
 
 // AddPrinter starts a printer's backend server(s) on 127.0.0.1 and brings its plugin online.
 func (s *Sim) AddPrinter(o PrinterOptions) (*Printer, error) {
-	if o.Kind < KindOctoPrint || o.Kind > KindGeneric {
-		return nil, fmt.Errorf("oesim: printer %q: unknown kind %d: use KindOctoPrint, KindMoonraker or KindGeneric", o.Name, int(o.Kind))
+	if o.Kind < KindOctoPrint || o.Kind > KindElegoo {
+		return nil, fmt.Errorf("oesim: printer %q: unknown kind %d: use KindOctoPrint, KindMoonraker, KindGeneric, KindBambu or KindElegoo", o.Name, int(o.Kind))
 	}
 	if o.Kind == KindGeneric && o.Handler == nil {
 		return nil, fmt.Errorf("oesim: printer %q: KindGeneric needs PrinterOptions.Handler", o.Name)
@@ -141,6 +156,22 @@ func (s *Sim) AddPrinter(o PrinterOptions) (*Printer, error) {
 			if front == nil {
 				front = p.moon.Frontend()
 			}
+		}
+	case KindBambu, KindElegoo:
+		if main == nil {
+			platform := printer.PlatformBambu
+			if o.Kind == KindElegoo {
+				platform = printer.PlatformElegoo
+			}
+			var err error
+			p.plugin, err = printer.NewPluginPrinter(printer.PluginOptions{
+				Platform: platform, Name: o.Name, PrinterID: o.ID, Serial: o.Serial,
+				WebcamTransform: o.WebcamTransform, FrameInterval: o.FrameInterval, Logger: logger,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("oesim: printer %q: %w", o.Name, err)
+			}
+			main = p.plugin
 		}
 	}
 
@@ -213,6 +244,9 @@ func (p *Printer) close() {
 	if p.moon != nil {
 		p.moon.Close()
 	}
+	if p.plugin != nil {
+		p.plugin.Close()
+	}
 }
 
 // target is where the plugin sends a relayed path (§3.4 routing).
@@ -274,6 +308,9 @@ func (p *Printer) OctoPrint() *printer.OctoPrint { return p.octo }
 
 // Moonraker is the built-in Moonraker backend; nil unless KindMoonraker uses it (for the API or the frontend).
 func (p *Printer) Moonraker() *printer.Moonraker { return p.moon }
+
+// Plugin is the built-in Bambu or Elegoo printer behind the OctoEverywhere companion plugin; nil for other kinds.
+func (p *Printer) Plugin() *printer.PluginPrinter { return p.plugin }
 
 // Printers returns the printers in the order they were added.
 func (s *Sim) Printers() []*Printer {

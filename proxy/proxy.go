@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/oeproxy/oeproxy/front"
 	"github.com/oeproxy/oeproxy/internal/oe"
 	"github.com/oeproxy/oeproxy/route"
 	"github.com/oeproxy/oeproxy/webcam"
@@ -36,6 +37,10 @@ type Printer struct {
 	// LANHosts are the printer's own LAN addresses (the portal's last known local IP): absolute webcam URLs on
 	// them in the printer's JSON are made relative, so that UIs keep using oeproxy.
 	LANHosts []string
+	// FrontAPIKey, when set, puts package front before the relay: the port answers OctoPrint's API (paths
+	// front.Handles) over the plugin command APIs, for printers without an HTTP API of their own (Bambu Lab).
+	// Clients must send this key; it is the front's own, shown once by connect.
+	FrontAPIKey string
 }
 
 // Hooks lets the daemon count what the handler does (metrics, admin page). Every field may be nil. Hooks are
@@ -105,6 +110,8 @@ type Options struct {
 	// LANTransport carries requests on the LAN route; default route.NewLANTransport() (300 ms connect, no
 	// environment proxy). It never carries the App Connection credential.
 	LANTransport http.RoundTripper
+	// UploadLimit, when set, returns the account's upload limit in bytes (0 unknown), for the front's 413.
+	UploadLimit func() int64
 }
 
 // Handler serves one printer. It is an http.Handler; Close ends its WebSockets.
@@ -129,7 +136,8 @@ type Handler struct {
 	sessions map[*wsSession]struct{}
 	wg       sync.WaitGroup
 
-	cams *webcam.Hub
+	cams  *webcam.Hub
+	front *front.Front // nil unless Printer.FrontAPIKey is set
 
 	lanRP        *httputil.ReverseProxy
 	lanTransport http.RoundTripper
@@ -202,6 +210,11 @@ func New(p Printer, o Options) (*Handler, error) {
 	wst := o.WebSocketTransport
 	if wst == nil {
 		wst = o.Transport
+	}
+	if p.FrontAPIKey != "" {
+		if h.front, err = h.newFront(); err != nil {
+			return nil, err
+		}
 	}
 	h.wsClient = &http.Client{
 		Transport: wst,
@@ -289,6 +302,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !h.admit(w, r) {
+		return
+	}
+	if h.front != nil && !ws && front.Handles(r.URL.Path) {
+		h.front.ServeHTTP(w, r)
 		return
 	}
 	ip, _, err := net.SplitHostPort(r.RemoteAddr)

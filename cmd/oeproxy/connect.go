@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/daemon"
+	"github.com/oeproxy/oeproxy/front"
 	"github.com/oeproxy/oeproxy/portalflow"
 	"github.com/oeproxy/oeproxy/route"
 )
@@ -28,6 +30,7 @@ var (
 type connectFlags struct {
 	name, printerURL, completionURL, apiKey string
 	route                                   string
+	platform                                string
 	port                                    int
 	noBrowser, noOctoPrintKey               bool
 	timeout                                 time.Duration
@@ -71,6 +74,7 @@ and paste it on standard input. The address holds the App Connection's secrets: 
 	fl.BoolVar(&f.noOctoPrintKey, "no-octoprint-key", false, "do not ask the portal to create an OctoPrint API key")
 	fl.StringVar(&f.completionURL, "completion-url", "", "store the App Connection from a completion URL you copied ('-': read it from stdin)")
 	fl.DurationVar(&f.timeout, "timeout", 15*time.Minute, "how long to wait for the portal to finish")
+	fl.StringVar(&f.platform, "platform", "", "the printer's platform, "+strings.Join(credstore.Platforms, "|")+" (default: what OctoEverywhere reports)")
 	return cmd
 }
 
@@ -85,6 +89,13 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 	}
 	if f.port < 0 || f.port > 65535 {
 		return usageError{fmt.Errorf("--port %d is not a TCP port (1..65535)", f.port)}
+	}
+	if f.platform != "" && !slices.Contains(credstore.Platforms, f.platform) {
+		return usageError{fmt.Errorf("--platform %q is not one of %s", f.platform, strings.Join(credstore.Platforms, ", "))}
+	}
+	frontKey, err := front.NewAPIKey()
+	if err != nil {
+		return err
 	}
 	if err := credstore.ValidateName(f.name); f.name != "" && err != nil {
 		return usageError{fmt.Errorf("--name: %w", err)}
@@ -121,7 +132,7 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 		Keep: func(ctx context.Context, c portalflow.Completion) (string, error) {
 			var err error
 			got, err = a.addPrinter(ctx, daemon.AddRequest{Completion: c, Name: f.name, Port: f.port, PrinterID: id,
-				Route: f.route, LANURL: f.printerURL})
+				Route: f.route, LANURL: f.printerURL, Platform: f.platform, FrontAPIKey: frontKey})
 			if err != nil {
 				return "", err
 			}
@@ -179,6 +190,7 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 	if rec.HasOctoPrintAPIKey {
 		fmt.Fprintln(a.out, "The portal created an OctoPrint API key for oeproxy; it is stored encrypted.")
 	}
+	a.printFront(rec, frontKey)
 	if !got.viaDaemon {
 		fmt.Fprintln(a.out, "Start `oeproxy serve` (or the service) to open the port.")
 	}

@@ -145,7 +145,7 @@ every key can be set as OEPROXY_<KEY> (e.g. OEPROXY_LISTEN_HOST). Flags beat the
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
 	root.AddCommand(
-		newConnectCmd(a), newServeCmd(a), newListCmd(a), newStatusCmd(a), newRemoveCmd(a), newRenameCmd(a), newPortCmd(a), newLANCmd(a),
+		newConnectCmd(a), newServeCmd(a), newListCmd(a), newStatusCmd(a), newRemoveCmd(a), newRenameCmd(a), newPortCmd(a), newLANCmd(a), newMQTTCmd(a),
 		newLiveLinkCmd(a), newGadgetCmd(a), newWebhookCmd(a), newStoreCmd(a), newAdminCmd(a),
 		newHealthcheckCmd(a), newDemoCmd(a), newVersionCmd(a),
 	)

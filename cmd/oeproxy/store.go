@@ -95,7 +95,7 @@ func (a *app) openControl(ctx context.Context, create bool) (daemon.Control, fun
 		fmt.Fprintln(a.err, newKeyAdvice(kf))
 	}
 	p := &daemon.Printers{Store: st, PortBase: c.Listen.PortBase, ListenHost: c.Listen.Host,
-		RelayDomain: c.OctoEverywhere.RelayDomain, DefaultRoute: c.Route}
+		RelayDomain: c.OctoEverywhere.RelayDomain, DefaultRoute: c.Route, DetectPlatform: directDetector(&c.Config)}
 	return p, func() { st.Close() }, nil
 }
 
