@@ -25,6 +25,9 @@ type Env struct {
 	Dir string
 	// CAFile is the sim's CA in PEM, for oeproxy (tls.ca_file) and nginx (proxy_ssl_trusted_certificate).
 	CAFile string
+	// RelayAddr is where every path dials the relay: Sim.Addr on loopback, or the near end of a simulated WAN
+	// link (Link) in front of it.
+	RelayAddr string
 }
 
 // StartEnv starts the sim with the origin as a generic printer and connects it. Limits are lifted so that GiB
@@ -53,7 +56,7 @@ func StartEnv(ctx context.Context) (*Env, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("bench: start oesim: %w", err)
 	}
-	e := &Env{Sim: sim, Origin: origin, Dir: dir, CAFile: filepath.Join(dir, "oesim-ca.pem")}
+	e := &Env{Sim: sim, Origin: origin, Dir: dir, CAFile: filepath.Join(dir, "oesim-ca.pem"), RelayAddr: sim.Addr}
 	e.Conn = sim.Connect(sim.Printers()[0])
 	e.Creds = e.Conn.Credentials()
 	if err := os.WriteFile(e.CAFile, sim.CACertPEM, 0o644); err != nil {
@@ -91,13 +94,13 @@ func (e *Env) CompletionURL() string {
 	return e.Sim.PortalURL + "complete?" + q.Encode()
 }
 
-// directTransport reaches the relay as a client that knows the credential: it dials Sim.Addr for the app host,
+// directTransport reaches the relay as a client that knows the credential: it dials RelayAddr for the app host,
 // keeping SNI and verifying the sim's certificate.
 func (e *Env) directTransport(conns int) *http.Transport {
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	return &http.Transport{
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, network, e.Sim.Addr)
+			return d.DialContext(ctx, network, e.RelayAddr)
 		},
 		TLSClientConfig:     &tls.Config{RootCAs: e.Sim.RootCAs, MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(conns)},
 		DisableCompression:  true,

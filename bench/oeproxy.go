@@ -76,7 +76,7 @@ func NewOEProxy(ctx context.Context, bin string, e *Env) (*OEProxy, error) {
 	o.env = append(cleanEnv(),
 		"XDG_CONFIG_HOME="+filepath.Join(dir, "cfg"), // no user config file
 		"OEPROXY_DATA_DIR="+filepath.Join(dir, "data"),
-		"OEPROXY_OCTOEVERYWHERE_CONNECT_TO="+e.Sim.Addr,
+		"OEPROXY_OCTOEVERYWHERE_CONNECT_TO="+e.RelayAddr,
 		"OEPROXY_TLS_CA_FILE="+e.CAFile,
 		"OEPROXY_OCTOEVERYWHERE_RELAY_DOMAIN="+e.Sim.Domain,
 		"OEPROXY_OCTOEVERYWHERE_API_URL="+e.Sim.APIURL,
