@@ -32,7 +32,18 @@ type Env struct {
 
 // StartEnv starts the sim with the origin as a generic printer and connects it. Limits are lifted so that GiB
 // transfers and long streams are not cut by the sim's model of OctoEverywhere's account limits.
-func StartEnv(ctx context.Context) (*Env, error) {
+func StartEnv(ctx context.Context) (*Env, error) { return StartEnvWith(ctx, EnvOptions{}) }
+
+// EnvOptions change how the sim is reached.
+type EnvOptions struct {
+	// Listener is where the sim serves (oesim.Options.Listener): inside a network namespace behind a link.
+	Listener net.Listener
+	// HTTP2 makes the relay offer h2 in ALPN (oesim.Options.HTTP2).
+	HTTP2 bool
+}
+
+// StartEnvWith is StartEnv with options.
+func StartEnvWith(ctx context.Context, eo EnvOptions) (*Env, error) {
 	dir, err := os.MkdirTemp("", "oeproxy-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("bench: scratch directory: %w", err)
@@ -50,7 +61,9 @@ func StartEnv(ctx context.Context) (*Env, error) {
 			MaxUploadFileSizeBytes:      1 << 42,
 			MaxSingleWebcamStreamLength: 24 * time.Hour,
 		},
-		TempDir: spool,
+		TempDir:  spool,
+		Listener: eo.Listener,
+		HTTP2:    eo.HTTP2,
 	})
 	if err != nil {
 		os.RemoveAll(dir)
@@ -102,7 +115,9 @@ func (e *Env) directTransport(conns int) *http.Transport {
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return d.DialContext(ctx, network, e.RelayAddr)
 		},
-		TLSClientConfig:     &tls.Config{RootCAs: e.Sim.RootCAs, MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(conns)},
+		TLSClientConfig: &tls.Config{RootCAs: e.Sim.RootCAs, MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(conns)},
+		// As a browser or an app: HTTP/2 when the relay offers it (a WebSocket dial asks for HTTP/1.1 itself).
+		Protocols:           h1h2(),
 		DisableCompression:  true,
 		MaxIdleConns:        conns,
 		MaxIdleConnsPerHost: conns,
@@ -110,6 +125,13 @@ func (e *Env) directTransport(conns int) *http.Transport {
 		ReadBufferSize:      64 << 10,
 		WriteBufferSize:     64 << 10,
 	}
+}
+
+func h1h2() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetHTTP2(true)
+	return p
 }
 
 // localTransport reaches a local proxy over plain HTTP.

@@ -18,13 +18,37 @@ type LinkProfile struct {
 	RTT  time.Duration
 	Mbit float64
 	Loss float64 // fraction of packets lost, each way
+	// H2 makes the relay offer h2 in ALPN (oesim.Options.HTTP2); otherwise it offers http/1.1 only.
+	H2 bool
 }
 
-// WANProfiles are the links of `make bench`: a good home line to the nearest relay region, and a hotel Wi-Fi or
-// phone hotspot far from it.
-var WANProfiles = []LinkProfile{
-	{Key: "wan40", Name: "40 ms / 50 Mbit/s", RTT: 40 * time.Millisecond, Mbit: 50},
-	{Key: "wan150", Name: "150 ms / 10 Mbit/s, 1% loss", RTT: 150 * time.Millisecond, Mbit: 10, Loss: 0.01},
+// The links of `make bench`: a good home line to the nearest relay region, and a hotel Wi-Fi or phone hotspot
+// far from it, with a relay that offers http/1.1 only; and the far one again with a relay that offers h2 too (the
+// direct client then speaks HTTP/2, as a browser would).
+var (
+	wan40  = LinkProfile{Key: "wan40", Name: "40 ms / 50 Mbit/s", RTT: 40 * time.Millisecond, Mbit: 50}
+	wan150 = LinkProfile{Key: "wan150", Name: "150 ms / 10 Mbit/s, 1% loss", RTT: 150 * time.Millisecond, Mbit: 10, Loss: 0.01}
+
+	WANProfiles = []LinkProfile{wan40, wan150, wan150.withH2()}
+	// QuickWANProfiles is one of each link and each relay flavour, for `make bench-quick`.
+	QuickWANProfiles = []LinkProfile{wan40, wan150.withH2()}
+)
+
+// WANProfile finds a profile of WANProfiles by its key.
+func WANProfile(key string) (LinkProfile, bool) {
+	for _, p := range WANProfiles {
+		if p.Key == key {
+			return p, true
+		}
+	}
+	return LinkProfile{}, false
+}
+
+func (p LinkProfile) withH2() LinkProfile {
+	p.Key += "h2"
+	p.Name += ", relay offers h2"
+	p.H2 = true
+	return p
 }
 
 // bytesPerSecond is the profile's capacity each way.

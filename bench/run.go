@@ -90,7 +90,7 @@ func QuickConfig() Config {
 		MJPEGViewers: 2, MJPEGDuration: time.Second, MJPEGInterval: 50 * time.Millisecond, MJPEGFrameBytes: 16 << 10,
 		WebcamCut: 500 * time.Millisecond,
 		DripBytes: 5, DripInterval: 100 * time.Millisecond,
-		WANProfiles: WANProfiles, WANRounds: 1, WANIdle: 200 * time.Millisecond, WANTransferBytes: 1 << 20, WANPageScale: 0.25,
+		WANProfiles: QuickWANProfiles, WANRounds: 1, WANIdle: 200 * time.Millisecond, WANTransferBytes: 1 << 20, WANPageScale: 0.25,
 		WANWSRoundTrips: 5,
 	}
 }

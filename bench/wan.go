@@ -89,18 +89,34 @@ func runWAN(ctx context.Context, cfg Config, bin string, res *Results, logf func
 }
 
 func runProfile(ctx context.Context, cfg Config, bin string, prof LinkProfile, res *Results, logf func(string, ...any)) error {
-	env, err := StartEnv(ctx)
+	eo := EnvOptions{HTTP2: prof.H2}
+	var nl *netemLink
+	if res.NetemWhyNot == "" {
+		var err error
+		if nl, err = newNetemLink(prof); err != nil {
+			return err
+		}
+		defer nl.Close()
+		if eo.Listener, err = nl.Listen(); err != nil {
+			return err
+		}
+	}
+	env, err := StartEnvWith(ctx, eo)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
-	link, err := StartLink(prof, env.Sim.Addr)
-	if err != nil {
-		return err
+	if nl != nil {
+		res.LinkMethod = LinkNetem // the sim listens inside the namespace: RelayAddr is already across the link
+	} else {
+		link, err := StartLink(prof, env.Sim.Addr)
+		if err != nil {
+			return err
+		}
+		defer link.Close()
+		env.RelayAddr = link.Addr()
+		res.LinkMethod = LinkGoFront
 	}
-	defer link.Close()
-	env.RelayAddr = link.Addr()
-	res.LinkMethod = LinkGoFront
 
 	oe, err := NewOEProxy(ctx, bin, env)
 	if err != nil {
@@ -203,11 +219,12 @@ func pageLoad(ctx context.Context, p *Path, scale float64) (float64, error) {
 	defer q.Transport.CloseIdleConnections()
 	client := q.client()
 	t0 := time.Now()
-	get := func(path string, n int) error {
+	get := func(path string, n int, dest string) error {
 		req, err := q.newRequest(http.MethodGet, path)
 		if err != nil {
 			return err
 		}
+		req.Header.Set("Sec-Fetch-Dest", dest) // as a browser marks them (Fetch Metadata)
 		resp, err := client.Do(req.WithContext(ctx))
 		if err != nil {
 			return err
@@ -223,7 +240,7 @@ func pageLoad(ctx context.Context, p *Path, scale float64) (float64, error) {
 		return nil
 	}
 	size := func(n int) int { return max(1, int(float64(n)*scale)) }
-	if err := get(fmt.Sprintf("/bytes?n=%d&f=index.html", size(mainsailIndex)), size(mainsailIndex)); err != nil {
+	if err := get(fmt.Sprintf("/bytes?n=%d&f=index.html", size(mainsailIndex)), size(mainsailIndex), "document"); err != nil {
 		return 0, err
 	}
 	var wg sync.WaitGroup
@@ -232,7 +249,7 @@ func pageLoad(ctx context.Context, p *Path, scale float64) (float64, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := get(fmt.Sprintf("/bytes?n=%d&f=asset%d", size(n), i), size(n)); err != nil {
+			if err := get(fmt.Sprintf("/bytes?n=%d&f=asset%d", size(n), i), size(n), "script"); err != nil {
 				errs <- err
 			}
 		}()
