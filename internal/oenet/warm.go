@@ -46,6 +46,7 @@ type warmer struct {
 }
 
 type spare struct {
+	ready chan struct{} // closed when the handshake has ended (conn set, or the spare dropped)
 	conn  *tls.Conn
 	timer *time.Timer
 }
@@ -57,7 +58,7 @@ func (w *warmer) warm(addr string) {
 		w.mu.Unlock()
 		return
 	}
-	s := &spare{}
+	s := &spare{ready: make(chan struct{})}
 	w.spares[addr] = s
 	w.mu.Unlock()
 	go func() {
@@ -66,6 +67,7 @@ func (w *warmer) warm(addr string) {
 		c, err := w.handshake(ctx, "tcp", addr)
 		w.mu.Lock()
 		defer w.mu.Unlock()
+		defer close(s.ready)
 		if err != nil || w.spares[addr] != s {
 			delete(w.spares, addr) // the next WebSocket dials as it always did
 			if c != nil {
@@ -85,22 +87,31 @@ func (w *warmer) warm(addr string) {
 	}()
 }
 
-// dialTLS is the WebSocket transport's dial: the connection waiting for addr if it is still open, else a new one.
+// dialTLS is the WebSocket transport's dial: the connection opened ahead for addr if it is still open (waiting
+// for its handshake to end if it is under way: it started earlier than a new one would), else a new one.
 func (w *warmer) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
 	w.mu.Lock()
 	s := w.spares[addr]
-	if s != nil && s.conn != nil {
-		delete(w.spares, addr)
-		s.timer.Stop()
-	} else {
-		s = nil
-	}
 	w.mu.Unlock()
 	if s != nil {
-		if alive(s.conn) {
-			return s.conn, nil
+		select {
+		case <-s.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		s.conn.Close()
+		w.mu.Lock()
+		taken := w.spares[addr] == s && s.conn != nil
+		if taken {
+			delete(w.spares, addr)
+			s.timer.Stop()
+		}
+		w.mu.Unlock()
+		if taken {
+			if alive(s.conn) {
+				return s.conn, nil
+			}
+			s.conn.Close()
+		}
 	}
 	return w.handshake(ctx, network, addr)
 }
@@ -122,10 +133,11 @@ func (w *warmer) handshake(ctx context.Context, network, addr string) (*tls.Conn
 	return c, nil
 }
 
-// alive reports whether the relay has not closed c while it waited: a read that would block times out at once.
-// (A timed-out read leaves a TLS connection usable; any byte or EOF means it is not a fresh connection.)
+// alive reports whether the relay has not closed c while it waited: a read that would block times out after a
+// millisecond (an expired deadline would fail before looking at the socket). A timed-out read leaves a TLS
+// connection usable; any byte or EOF means it is not a fresh connection.
 func alive(c *tls.Conn) bool {
-	if c.SetReadDeadline(time.Now()) != nil {
+	if c.SetReadDeadline(time.Now().Add(time.Millisecond)) != nil {
 		return false
 	}
 	var b [1]byte
