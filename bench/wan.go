@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +24,7 @@ const (
 	WanCamNew   = "cam_new"
 	WanDown     = "download_eff"
 	WanUp       = "upload_eff"
+	WanSlicer   = "slicer_upload"
 )
 
 // mainsailAssets are the 40 files a Mainsail 2.x page load fetches after its index, in bytes as served (the
@@ -70,6 +74,7 @@ func wanFigures(p LinkProfile) []Figure {
 		{ID: k + WanCamNew, Label: "webcam: first frame, a new viewer while one watches", Unit: "ms", Digits: 0, Target: "≤ direct", Judge: lessDirect(k+WanCamNew, false)},
 		{ID: k + WanDown, Label: "download: share of the link's capacity", Unit: "%", Higher: true, Digits: 0, Target: "≥ direct", Judge: moreDirect},
 		{ID: k + WanUp, Label: "upload: share of the link's capacity", Unit: "%", Higher: true, Digits: 0, Target: "≥ direct", Judge: moreDirect},
+		{ID: k + WanSlicer, Label: "slicer upload (curl with PrusaSlicer's options), to the printer's answer", Unit: "s", Digits: 1, Target: "≤ direct", Judge: lessDirect(k+WanSlicer, false)},
 	}
 }
 
@@ -196,6 +201,11 @@ func runProfile(ctx context.Context, cfg Config, bin string, prof LinkProfile, r
 			v, err := upload(ctx, q, env.Origin.fill, cfg.WANTransferBytes)
 			return 100 * v / capacity, err
 		})
+		gcode := filepath.Join(env.Dir, "slicer.gcode")
+		if err := writePattern(gcode, env.Origin.fill, cfg.WANTransferBytes); err != nil {
+			return err
+		}
+		measure(WanSlicer, "slicer s", func(p *Path) (float64, error) { return slicerUpload(ctx, p, env, gcode) })
 	}
 	return nil
 }
@@ -346,6 +356,7 @@ func (r *Results) wanMethod() string {
 		int(float64(mainsailIndex)*c.WANPageScale), float64(sum(mainsailAssets))*c.WANPageScale/1e6, browserConns)
 	fmt.Fprintf(&b, "- WebSocket round trip: p50 of %d sequential 64-byte echoes on a new WebSocket.\n", c.WANWSRoundTrips)
 	b.WriteString("- webcam: a 32 KiB frame every 100 ms; time from a viewer's request to its first whole frame, for a first viewer and for a second one who joins while the first watches.\n")
+	fmt.Fprintf(&b, "- slicer upload: %s as multipart (print, path, file) with curl and the options PrusaSlicer's and OrcaSlicer's Http.cpp set (`--connect-timeout 10`, no total timeout, HTTP/1.1), plus `--speed-limit 1 --speed-time 10`, which neither sets; it counts only if the origin answered 200 with the body's size and counted those bytes.\n", byteSize(c.WANTransferBytes))
 	fmt.Fprintf(&b, "- transfers: %s downloaded, then uploaded as multipart with a Content-Length, each on a new connection; the share is the payload's rate against the link's rate.\n", byteSize(c.WANTransferBytes))
 	return b.String()
 }
@@ -356,4 +367,66 @@ func sum(xs []int) int {
 		s += x
 	}
 	return s
+}
+
+// slicerCurlArgs are the libcurl options PrusaSlicer and OrcaSlicer set for an OctoPrint upload (Http.cpp:
+// CURLOPT_CONNECTTIMEOUT 10 s, CURLOPT_TIMEOUT 0, HTTP/1.1; OctoPrint.cpp: a multipart POST of print, path and
+// file with X-Api-Key), plus a low-speed limit neither sets (10 s below 1 byte/s), to show that no silence
+// that long happens on any path.
+var slicerCurlArgs = []string{"--http1.1", "--connect-timeout", "10", "--speed-limit", "1", "--speed-time", "10",
+	"-F", "print=false", "-F", "path="}
+
+// slicerUpload uploads file (size bytes) with curl as a slicer does and returns seconds to the answer. It fails
+// unless the origin answered 200 with the whole body's size, and the origin counted those bytes: an upload is
+// done when the printer has it.
+func slicerUpload(ctx context.Context, p *Path, env *Env, file string) (float64, error) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		return 0, fmt.Errorf("curl is not installed (apt-get install curl): %w", err)
+	}
+	args := append([]string{"-sS", "-o", "-", "-w", "\n%{http_code} %{size_upload}"}, slicerCurlArgs...)
+	args = append(args, "-F", "file=@"+file+";filename=bench.gcode", "-H", "X-Api-Key: bench")
+	if p.Name == PathDirect {
+		// The credential goes in a header file, not on the command line.
+		hf := filepath.Join(env.Dir, "curl-headers")
+		if err := os.WriteFile(hf, []byte("Authorization: "+env.BasicAuth()+"\n"), 0o600); err != nil {
+			return 0, err
+		}
+		args = append(args, "-H", "@"+hf, "--cacert", env.CAFile, "--connect-to", env.Creds.Host+":443:"+env.RelayAddr)
+	}
+	args = append(args, p.url("/upload"))
+	before := env.Origin.UploadBytes.Load()
+	t0 := time.Now()
+	out, err := exec.CommandContext(ctx, curl, args...).CombinedOutput()
+	d := time.Since(t0)
+	text := redact(string(out), env.Secrets())
+	if err != nil {
+		return 0, fmt.Errorf("curl: %w: %s", err, text)
+	}
+	body, tail, _ := strings.Cut(strings.TrimSpace(text), "\n")
+	var code int
+	var sent int64
+	if _, err := fmt.Sscan(tail, &code, &sent); err != nil || code != http.StatusOK {
+		return 0, fmt.Errorf("curl: answer %q", text)
+	}
+	if want := fmt.Sprintf(`{"bytes":%d}`, sent); body != want {
+		return 0, fmt.Errorf("curl sent %d bytes, the origin answered %s", sent, body)
+	}
+	if got := env.Origin.UploadBytes.Load() - before; got != sent {
+		return 0, fmt.Errorf("curl sent %d bytes, the origin counted %d", sent, got)
+	}
+	return d.Seconds(), nil
+}
+
+// writePattern writes n bytes of fill to a new file.
+func writePattern(path string, fill []byte, n int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, &patternReader{n: n, fill: fill}); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
