@@ -39,6 +39,7 @@ const (
 	FigIdleRSS      = "idle_rss"
 	FigStart        = "start"
 	FigRPSCPU       = "get_cpu"
+	FigRPSAllocs    = "get_allocs"
 	FigDownloadCPU  = "download_cpu"
 	FigUploadCPU    = "upload_cpu"
 	FigDripFirst    = "drip_first_byte"
@@ -93,6 +94,7 @@ var Figures = []Figure{
 			return o >= n, ok1 && ok2
 		}},
 	{ID: FigRPSCPU, Label: "small GET: proxy CPU per request", Unit: "µs", Digits: 0, NoRatio: true},
+	{ID: FigRPSAllocs, Label: "small GET: proxy heap allocations per request (oeproxy's go_memstats_mallocs_total)", Unit: "", Digits: 0, NoRatio: true},
 	{ID: FigP50, Label: "small GET p50, open loop", Unit: "ms", Digits: 3},
 	{ID: FigP99, Label: "small GET p99, open loop", Unit: "ms", Digits: 3},
 	{ID: FigAddP50, Label: "small GET added p50 (vs direct)", Unit: "ms", Digits: 3, NoRatio: true, Target: "≤ nginx", Judge: lessOrEqualNginx(FigAddP50)},

@@ -265,10 +265,21 @@ func runRound(ctx context.Context, cfg Config, env *Env, order []*Path, round in
 			break
 		}
 		cpu := p.startCPU()
+		oe, isOE := p.Proc.(*OEProxy)
+		var m0 float64
+		var merr error
+		if isOE {
+			m0, merr = oe.Mallocs()
+		}
 		v, tool, err := smallGETRate(ctx, cfg.Wrk, p, cfg.SmallConns, cfg.SmallDuration)
 		res.RateTool = tool
 		if c, ok := cpu(); ok && err == nil && v > 0 {
 			res.add(FigRPSCPU, p.Name, float64(c.Microseconds())/(v*cfg.SmallDuration.Seconds()))
+			if isOE && merr == nil {
+				if m1, err := oe.Mallocs(); err == nil {
+					res.add(FigRPSAllocs, p.Name, (m1-m0)/(v*cfg.SmallDuration.Seconds()))
+				}
+			}
 		}
 		if err != nil {
 			fail(FigRPS, p.Name, err)
