@@ -51,6 +51,9 @@ func TestQuickRun(t *testing.T) {
 	}
 	for _, f := range Figures {
 		for _, p := range want {
+			if f.ID == FigRPSAllocs && p != PathOEProxy {
+				continue // only oeproxy tells its allocations
+			}
 			proxyOnly := f.ID == FigIdleWS || f.ID == FigIdleRSS || f.ID == FigStart || f.ID == FigDownloadRSS ||
 				f.ID == FigUploadRSS || f.ID == FigAddP50 || f.ID == FigAddP99 ||
 				f.ID == FigRPSCPU || f.ID == FigDownloadCPU || f.ID == FigUploadCPU || f.ID == FigCamRSSViewer
@@ -65,8 +68,25 @@ func TestQuickRun(t *testing.T) {
 			}
 		}
 	}
+	// The WAN group: every figure of every quick profile on direct, oeproxy and nginx.
+	wanPaths := []string{PathDirect, PathOEProxy}
+	if cfg.Nginx != "" {
+		wanPaths = append(wanPaths, PathNginx)
+	}
+	for _, prof := range cfg.WANProfiles {
+		for _, f := range wanFigures(prof) {
+			for _, p := range wanPaths {
+				if got := len(res.Samples[f.ID][p]); got != cfg.WANRounds {
+					t.Errorf("%s on %s: %d samples, want %d", f.ID, p, got, cfg.WANRounds)
+				}
+			}
+		}
+	}
+	if res.LinkMethod == "" {
+		t.Error("the WAN group ran without saying how the link was simulated")
+	}
 	md := res.Markdown()
-	for _, s := range []string{"| figure |", "oeproxy/direct", "## Machine", res.Machine.GoVersion} {
+	for _, s := range []string{"| figure |", "oeproxy/direct", "## Machine", res.Machine.GoVersion, "## Over a WAN link", "- the link:"} {
 		if !strings.Contains(md, s) {
 			t.Errorf("RESULTS markdown lacks %q", s)
 		}

@@ -85,8 +85,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, ready func(
 		log.Warn("dialing every OctoEverywhere host at octoeverywhere.connect_to (tests and demo only)",
 			zap.String("connect_to", cfg.OctoEverywhere.ConnectTo))
 	}
-	d, err := daemon.New(daemon.Options{Config: *cfg, Store: st, Logger: log, Transport: net.Transport(),
-		WebSocketTransport: net.WebSocketTransport(), Ready: ready})
+	tr, wsTr := net.RelayTransports()
+	d, err := daemon.New(daemon.Options{Config: *cfg, Store: st, Logger: log, Transport: tr,
+		WebSocketTransport: wsTr, Ready: ready})
 	if err != nil {
 		return err
 	}
