@@ -11,7 +11,7 @@ import (
 
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/daemon"
-	"github.com/oeproxy/oeproxy/internal/oenet"
+	"github.com/oeproxy/oeproxy/internal/bootstrap"
 )
 
 func newStatusCmd(a *app) *cobra.Command {
@@ -200,14 +200,5 @@ func (a *app) apiClient() (*appapi.Client, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	roots, err := oenet.LoadRoots(c.TLS.CAFile)
-	if err != nil {
-		return nil, nil, err
-	}
-	tr := oenet.Options{ConnectTo: c.OctoEverywhere.ConnectTo, RootCAs: roots}.Transport()
-	api, err := appapi.New(appapi.Options{BaseURL: c.OctoEverywhere.APIURL, Transport: tr, Logger: log.Named("appapi")})
-	if err != nil {
-		return nil, nil, err
-	}
-	return api, tr.CloseIdleConnections, nil
+	return bootstrap.API(&c.Config, log)
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/daemon"
-	"github.com/oeproxy/oeproxy/internal/oenet"
+	"github.com/oeproxy/oeproxy/internal/bootstrap"
 	"github.com/oeproxy/oeproxy/oesim"
 	"github.com/oeproxy/oeproxy/portalflow"
 )
@@ -82,17 +82,17 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return err
 	}
-	st, err := credstore.Open(filepath.Join(c.DataDir, "credentials.db"),
-		credstore.KeyFile(c.Store.KeyFile), credstore.Options{PortBase: c.Listen.PortBase})
+	// The demo's store takes its key from its own key file only: a master key in this shell's environment
+	// belongs to the user's real store.
+	st, err := bootstrap.OpenStore(&c, true, func(string) string { return "" })
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	roots, err := oenet.LoadRoots(caFile)
+	net, err := bootstrap.Net(&c)
 	if err != nil {
 		return err
 	}
-	net := oenet.Options{ConnectTo: sim.Addr, RootCAs: roots, MaxConnsPerHost: c.OctoEverywhere.MaxConnections}
 	transport, wsTransport := net.Transport(), net.WebSocketTransport()
 	defer transport.CloseIdleConnections()
 	defer wsTransport.CloseIdleConnections()
