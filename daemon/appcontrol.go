@@ -55,6 +55,13 @@ type PrinterStatus struct {
 	Daemon bool `json:"daemon"`
 	// Action says what to do when the state needs the user ("" when online).
 	Action string `json:"action,omitempty"`
+	// Route is the printer's route mode (relay, lan or auto); ActiveRoute the route in use now (lan or relay;
+	// "none" without a daemon); LastProof when the daemon last checked the LAN host (null: never); RouteReason
+	// why the active route is the one in use.
+	Route       string     `json:"route"`
+	ActiveRoute string     `json:"active_route"`
+	LastProof   *time.Time `json:"last_proof"`
+	RouteReason string     `json:"route_reason,omitempty"`
 }
 
 // StatusError is the last error seen for a printer: an OctoEverywhere code with its meaning, or code 0 for a
@@ -157,6 +164,7 @@ func (p *Printers) Status(ctx context.Context, name string) ([]PrinterStatus, er
 				return err
 			}
 			out[i] = statusOf(r, h.Snapshot(), daemon)
+			p.statusRoute(&out[i], r)
 			return nil
 		})
 	}
