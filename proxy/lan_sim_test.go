@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -36,8 +37,15 @@ const clientKey = "client-own-api-key-8d1e"
 
 func startLANSim(t *testing.T, kind oesim.PrinterKind, mode route.Mode) *lanEnv {
 	t.Helper()
+	return startLANSimWith(t, oesim.PrinterOptions{Name: "LAN printer", Kind: kind, LAN: true}, mode, "")
+}
+
+// startLANSimWith is startLANSim with the printer's options, and optionally a LAN URL by name (lanName, e.g.
+// http://printer.lan.test) that the LAN transport dials at the printer's LAN address.
+func startLANSimWith(t *testing.T, po oesim.PrinterOptions, mode route.Mode, lanName string) *lanEnv {
+	t.Helper()
 	sim, err := oesim.Start(context.Background(), oesim.Options{TempDir: t.TempDir(),
-		Printers: []oesim.PrinterOptions{{Name: "LAN printer", Kind: kind, LAN: true}}})
+		Printers: []oesim.PrinterOptions{po}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +55,13 @@ func startLANSim(t *testing.T, kind oesim.PrinterKind, mode route.Mode) *lanEnv 
 	relayURL, _ := url.Parse(e.creds.URL)
 	e.transport = oenet.Options{ConnectTo: sim.Addr, RootCAs: sim.RootCAs}.Transport()
 	e.lan = route.NewLANTransport()
+	lanURL := e.printer.LANURL
+	if lanName != "" {
+		at := strings.TrimPrefix(lanURL, "http://")
+		dial := e.lan.DialContext
+		e.lan.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) { return dial(ctx, network, at) }
+		lanURL = lanName
+	}
 	log, logs := observed()
 	e.logs = logs
 	p := Printer{Name: "lanprinter", RelayURL: relayURL, Auth: "basic", BasicUser: e.creds.BasicUser,
@@ -55,7 +70,7 @@ func startLANSim(t *testing.T, kind oesim.PrinterKind, mode route.Mode) *lanEnv 
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.router, err = route.New(route.Options{Printer: p.Name, Mode: mode, LANURLs: []string{e.printer.LANURL},
+	e.router, err = route.New(route.Options{Printer: p.Name, Mode: mode, LANURLs: []string{lanURL},
 		Relay: relay, LAN: e.lan, Logger: log, Hooks: route.Hooks{Proof: func(pr route.Proof) { e.proofs <- pr }}})
 	if err != nil {
 		t.Fatal(err)
@@ -426,4 +441,31 @@ func TestLANWebSocketIsNotMoved(t *testing.T) {
 		t.Fatal("a new WebSocket after the switch did not go to the relay")
 	}
 	ws.Close(websocket.StatusNormalClosure, "")
+}
+
+// TestLANWebcamURLsOnTheLANAddress: webcam URLs that the printer's JSON names by its LAN address are made
+// relative, so that UIs keep using oeproxy on the LAN route too; a camera on another host is left alone.
+func TestLANWebcamURLsOnTheLANAddress(t *testing.T) {
+	t.Parallel()
+	settings := `{"webcam":{"streamUrl":"http://printer.lan.test/webcam/?action=stream","snapshotUrl":"http://othercam.test/snap.jpg"}}`
+	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, settings)
+	})
+	e := startLANSimWith(t, oesim.PrinterOptions{Name: "generic", Kind: oesim.KindGeneric, Handler: backend, LAN: true},
+		route.ModeLAN, "http://printer.lan.test")
+	resp, b := e.get(t, "/api/settings")
+	if resp.StatusCode != 200 || e.lastStats().Route != "lan" {
+		t.Fatalf("%d via %s", resp.StatusCode, e.lastStats().Route)
+	}
+	var doc struct{ Webcam struct{ StreamURL, SnapshotURL string } }
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Webcam.StreamURL != "/webcam/?action=stream" || doc.Webcam.SnapshotURL != "http://othercam.test/snap.jpg" {
+		t.Fatalf("webcam URLs %+v", doc.Webcam)
+	}
+	if got := e.clientLANRequests(); len(got) != 1 || !strings.EqualFold(got[0].Header.Get("X-Api-Key"), clientKey) {
+		t.Fatalf("LAN requests %+v", got)
+	}
 }
