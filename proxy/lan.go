@@ -306,8 +306,7 @@ type upstream struct {
 
 // dialUpstream opens a WebSocket on the route decided at its start; the session stays on it for its whole life.
 // It reports answered when it already answered the client (a refused or unreachable LAN host).
-func (h *Handler) dialUpstream(w http.ResponseWriter, r *http.Request) (up upstream, answered bool) {
-	d := h.opts.Router.Decide()
+func (h *Handler) dialUpstream(w http.ResponseWriter, r *http.Request, d route.Decision) (up upstream, answered bool) {
 	if d.Route != route.LAN {
 		up.conn, up.resp, up.release, up.err = h.dialRelay(r)
 		return up, false
@@ -327,6 +326,9 @@ func (h *Handler) dialUpstream(w http.ResponseWriter, r *http.Request) (up upstr
 	}
 	h.opts.Router.LANFailed(lanReason(up.err))
 	if route.ConnectFailed(up.err) && d.Fallback {
+		if !h.admit(w, r) {
+			return upstream{}, true
+		}
 		up = upstream{}
 		up.conn, up.resp, up.release, up.err = h.dialRelay(r)
 		return up, false

@@ -37,12 +37,12 @@ const clientKey = "client-own-api-key-8d1e"
 
 func startLANSim(t *testing.T, kind oesim.PrinterKind, mode route.Mode) *lanEnv {
 	t.Helper()
-	return startLANSimWith(t, oesim.PrinterOptions{Name: "LAN printer", Kind: kind, LAN: true}, mode, "")
+	return startLANSimWith(t, oesim.PrinterOptions{Name: "LAN printer", Kind: kind, LAN: true}, mode, "", nil)
 }
 
 // startLANSimWith is startLANSim with the printer's options, and optionally a LAN URL by name (lanName, e.g.
 // http://printer.lan.test) that the LAN transport dials at the printer's LAN address.
-func startLANSimWith(t *testing.T, po oesim.PrinterOptions, mode route.Mode, lanName string) *lanEnv {
+func startLANSimWith(t *testing.T, po oesim.PrinterOptions, mode route.Mode, lanName string, mod func(*Options)) *lanEnv {
 	t.Helper()
 	sim, err := oesim.Start(context.Background(), oesim.Options{TempDir: t.TempDir(),
 		Printers: []oesim.PrinterOptions{po}})
@@ -79,6 +79,9 @@ func startLANSimWith(t *testing.T, po oesim.PrinterOptions, mode route.Mode, lan
 	o := Options{Transport: e.transport, Logger: log, ListenAddr: e.local.Listener.Addr().String(), AppID: "testapp",
 		PortalURL: sim.PortalURL, Router: e.router, LANTransport: e.lan,
 		Hooks: Hooks{RequestDone: func(st RequestStats) { e.mu.Lock(); e.stats = append(e.stats, st); e.mu.Unlock() }}}
+	if mod != nil {
+		mod(&o)
+	}
 	e.h, err = New(p, o)
 	if err != nil {
 		t.Fatal(err)
@@ -453,12 +456,14 @@ func TestLANWebcamURLsOnTheLANAddress(t *testing.T) {
 		io.WriteString(w, settings)
 	})
 	e := startLANSimWith(t, oesim.PrinterOptions{Name: "generic", Kind: oesim.KindGeneric, Handler: backend, LAN: true},
-		route.ModeLAN, "http://printer.lan.test")
+		route.ModeLAN, "http://printer.lan.test", nil)
 	resp, b := e.get(t, "/api/settings")
 	if resp.StatusCode != 200 || e.lastStats().Route != "lan" {
 		t.Fatalf("%d via %s", resp.StatusCode, e.lastStats().Route)
 	}
-	var doc struct{ Webcam struct{ StreamURL, SnapshotURL string } }
+	var doc struct {
+		Webcam struct{ StreamURL, SnapshotURL string }
+	}
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
@@ -467,5 +472,33 @@ func TestLANWebcamURLsOnTheLANAddress(t *testing.T) {
 	}
 	if got := e.clientLANRequests(); len(got) != 1 || !strings.EqualFold(got[0].Header.Get("X-Api-Key"), clientKey) {
 		t.Fatalf("LAN requests %+v", got)
+	}
+}
+
+// refuseAll is a Gate that refuses every request, as the daemon's does for an upload over the relay's limit.
+type refuseAll struct{}
+
+func (refuseAll) Admit(*http.Request) *Refusal {
+	return &Refusal{Status: http.StatusRequestEntityTooLarge, Code: 608, Meaning: "over the relay's upload limit"}
+}
+
+// TestLANIsNotGatedByTheRelaysLimits: the Gate speaks for the relay, so a request on the LAN does not ask it, and
+// one that falls back to the relay does.
+func TestLANIsNotGatedByTheRelaysLimits(t *testing.T) {
+	t.Parallel()
+	e := startLANSimWith(t, oesim.PrinterOptions{Name: "LAN printer", Kind: oesim.KindOctoPrint, LAN: true}, route.ModeAuto, "",
+		func(o *Options) { o.Gate = refuseAll{} })
+	if resp, _ := e.get(t, "/api/version"); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("on the relay before the proof: %d, want the gate's 413", resp.StatusCode)
+	}
+	e.prove(t)
+	if resp, b := e.get(t, "/api/version"); resp.StatusCode != 200 || e.lastStats().Route != "lan" {
+		t.Fatalf("on the LAN: %d %s via %s", resp.StatusCode, b, e.lastStats().Route)
+	}
+	if err := e.printer.SetLAN(oesim.LANGone); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := e.get(t, "/api/version"); resp.StatusCode != http.StatusRequestEntityTooLarge || resp.Header.Get(GateHeader) != "refused" {
+		t.Fatalf("fallback to the relay: %d, want the gate's refusal", resp.StatusCode)
 	}
 }
