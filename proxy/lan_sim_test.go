@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +30,9 @@ type lanEnv struct {
 	router *route.Router
 	proofs chan route.Proof
 	lan    *http.Transport
+	// blackhole makes LAN connects go unanswered until route.LANDialTimeout, as a printer that vanished
+	// without a trace (no refusal) does.
+	blackhole atomic.Bool
 
 	mu    sync.Mutex
 	stats []RequestStats
@@ -61,6 +66,18 @@ func startLANSimWith(t *testing.T, po oesim.PrinterOptions, mode route.Mode, lan
 		dial := e.lan.DialContext
 		e.lan.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) { return dial(ctx, network, at) }
 		lanURL = lanName
+	}
+	dialLAN := e.lan.DialContext
+	e.lan.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if e.blackhole.Load() {
+			select {
+			case <-time.After(route.LANDialTimeout):
+				return nil, &net.OpError{Op: "dial", Net: network, Err: os.ErrDeadlineExceeded}
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		return dialLAN(ctx, network, addr)
 	}
 	log, logs := observed()
 	e.logs = logs
@@ -500,5 +517,24 @@ func TestLANIsNotGatedByTheRelaysLimits(t *testing.T) {
 	}
 	if resp, _ := e.get(t, "/api/version"); resp.StatusCode != http.StatusRequestEntityTooLarge || resp.Header.Get(GateHeader) != "refused" {
 		t.Fatalf("fallback to the relay: %d, want the gate's refusal", resp.StatusCode)
+	}
+}
+
+// TestLANFallbackAfterADialTimeout: a LAN printer that gives no answer at all (not even a refusal) costs the
+// connect timeout once, and the request is still answered through the relay.
+func TestLANFallbackAfterADialTimeout(t *testing.T) {
+	t.Parallel()
+	e := startLANSim(t, oesim.KindOctoPrint, route.ModeAuto)
+	if p := e.prove(t); !p.OK {
+		t.Fatal(p.Reason)
+	}
+	e.lan.CloseIdleConnections() // the next request must connect
+	e.blackhole.Store(true)
+	resp, b := e.get(t, "/api/version")
+	if resp.StatusCode != 200 || e.lastStats().Route != "relay" {
+		t.Fatalf("after a LAN connect timeout: %d %s via %s", resp.StatusCode, b, e.lastStats().Route)
+	}
+	if got := e.clientLANRequests(); len(got) != 0 {
+		t.Fatalf("the LAN got %d client requests", len(got))
 	}
 }
