@@ -185,7 +185,6 @@ func (d *Daemon) routeHooks(name string, next proxy.Hooks) proxy.Hooks {
 type printerRouter struct {
 	mu  sync.Mutex
 	cur *route.Router
-	old []*route.Router // replaced by lan set; closed with the handler (retired handlers may still ask them)
 }
 
 func (p *printerRouter) get() *route.Router {
@@ -198,8 +197,9 @@ func (p *printerRouter) set(r *route.Router) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cur != nil {
-		p.cur.Close() // its checks stop; handlers still holding it see its last decision go stale, then relay
-		p.old = append(p.old, p.cur)
+		// Its checks stop. Retired handlers that still hold it (for their open WebSockets) may ask it: its last
+		// LAN decision goes stale within two intervals, and then it says relay.
+		p.cur.Close()
 	}
 	p.cur = r
 }
@@ -210,7 +210,7 @@ func (p *printerRouter) close() {
 	if p.cur != nil {
 		p.cur.Close()
 	}
-	p.cur, p.old = nil, nil
+	p.cur = nil
 }
 
 // routeStatus is a served printer's routing state (false when it is not served).
