@@ -91,8 +91,9 @@ func LANCandidates(rec credstore.Record) []string {
 	return []string{"http://" + host, "http://" + host + ":7125", "http://" + host + ":5000"}
 }
 
-// newRouter builds and starts a printer's router (nil in relay mode).
-func (d *Daemon) newRouter(rec credstore.Record, relay *url.URL) *route.Router {
+// newRouter builds and starts a printer's router (nil in relay mode). health (may be nil) tells it the local IP
+// the Info API reports; it is passed in, not looked up under d.mu, because a router is closed under d.mu.
+func (d *Daemon) newRouter(rec credstore.Record, relay *url.URL, health *Health) *route.Router {
 	cfg := d.cfg()
 	mode := EffectiveRoute(rec, cfg.Route)
 	if mode == route.ModeRelay {
@@ -109,6 +110,7 @@ func (d *Daemon) newRouter(rec credstore.Record, relay *url.URL) *route.Router {
 	m := d.routeMetrics()
 	r, err := route.New(route.Options{
 		Printer: rec.Name, Mode: mode, LANURLs: LANCandidates(rec), PrinterID: rec.PrinterID,
+		MoreLANURLs: func() []string { return infoCandidates(rec, health) },
 		LAN: d.routing.lan, Relay: relayRT, Changes: d.routing.watcher.Subscribe(), Logger: d.log,
 		Hooks: route.Hooks{
 			Proof: func(p route.Proof) { m.proofs.WithLabelValues(rec.Name, proofResult(p)).Inc() },
@@ -275,6 +277,19 @@ func (d *Daemon) setLANRoute(rec credstore.Record) error {
 	if err != nil {
 		return err
 	}
-	p.handler.routes.set(d.newRouter(rec, relay))
+	p.handler.routes.set(d.newRouter(rec, relay, p.health))
 	return p.handler.rebuild()
+}
+
+// infoCandidates are the LAN URLs of the local IP the Info API reports now, when the user set no address and it
+// differs from the one the portal gave (the printer got another address from DHCP since).
+func infoCandidates(rec credstore.Record, h *Health) []string {
+	if rec.LANURL != "" || h == nil {
+		return nil
+	}
+	in := h.Snapshot().Info
+	if in == nil || in.PrinterLocalIP == "" || in.PrinterLocalIP == rec.LastKnownLocalIP {
+		return nil
+	}
+	return LANCandidates(credstore.Record{LastKnownLocalIP: in.PrinterLocalIP})
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/oesim"
 	"github.com/oeproxy/oeproxy/route"
@@ -115,5 +116,26 @@ func TestLANSetWhileServing(t *testing.T) {
 	}
 	if _, err := ctl.SetLAN(context.Background(), "voron", LANRequest{URL: "ftp://nope"}); err == nil {
 		t.Fatal("a bad LAN URL was accepted")
+	}
+}
+
+// TestInfoCandidates: the Info API's local IP is tried when it moved since the portal's, and never when the user
+// set an address.
+func TestInfoCandidates(t *testing.T) {
+	t.Parallel()
+	h := NewHealth(HealthOptions{Name: "p"})
+	h.info = &appapi.Info{PrinterLocalIP: "192.168.1.77"}
+	moved := credstore.Record{LastKnownLocalIP: "192.168.1.5"}
+	if got := infoCandidates(moved, h); len(got) != 3 || got[0] != "http://192.168.1.77" {
+		t.Errorf("moved: %v", got)
+	}
+	if got := infoCandidates(credstore.Record{LastKnownLocalIP: "192.168.1.77"}, h); got != nil {
+		t.Errorf("same address: %v", got)
+	}
+	if got := infoCandidates(credstore.Record{LANURL: "http://10.0.0.2"}, h); got != nil {
+		t.Errorf("the user's address must win: %v", got)
+	}
+	if got := infoCandidates(moved, nil); got != nil {
+		t.Errorf("no health: %v", got)
 	}
 }
