@@ -111,7 +111,7 @@ func (d *Daemon) newRouter(rec credstore.Record, relay *url.URL, health *Health)
 	r, err := route.New(route.Options{
 		Printer: rec.Name, Mode: mode, LANURLs: LANCandidates(rec), PrinterID: rec.PrinterID,
 		MoreLANURLs: func() []string { return infoCandidates(rec, health) },
-		LAN: d.routing.lan, Relay: relayRT, Changes: d.routing.watcher.Subscribe(), Logger: d.log,
+		LAN:         d.routing.lan, Relay: relayRT, Changes: d.routing.watcher.Subscribe(), Logger: d.log,
 		Hooks: route.Hooks{
 			Proof: func(p route.Proof) { m.proofs.WithLabelValues(rec.Name, proofResult(p)).Inc() },
 			Switch: func(from, to route.Route, _ string) {
