@@ -108,6 +108,32 @@ func TestLANSetWhileServing(t *testing.T) {
 	if resp.StatusCode != 200 || !onLAN {
 		t.Fatalf("a request after the proof: %d, on the LAN %v", resp.StatusCode, onLAN)
 	}
+	fams, err := d.metrics.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]float64{}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			labels := ""
+			for _, l := range m.GetLabel() {
+				labels += "," + l.GetName() + "=" + l.GetValue()
+			}
+			seen[f.GetName()+labels] += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	for _, k := range []string{
+		"oeproxy_route_proofs_total,printer=voron,result=ok",
+		"oeproxy_route_switches_total,printer=voron,to=lan",
+		"oeproxy_route_active,printer=voron,route=lan",
+	} {
+		if seen[k] < 1 {
+			t.Errorf("metric %s = %v, want at least 1", k, seen[k])
+		}
+	}
+	if seen["oeproxy_route_bytes_total,direction=out,printer=voron,route=lan"] <= 0 {
+		t.Error("no bytes counted on the LAN route")
+	}
 	if _, err := ctl.SetLAN(context.Background(), "voron", LANRequest{Clear: true}); err != nil {
 		t.Fatal(err)
 	}
