@@ -93,25 +93,27 @@ func LANCandidates(rec credstore.Record) []string {
 
 // newRouter builds and starts a printer's router (nil in relay mode). health (may be nil) tells it the local IP
 // the Info API reports; it is passed in, not looked up under d.mu, because a router is closed under d.mu.
-func (d *Daemon) newRouter(rec credstore.Record, relay *url.URL, health *Health) *route.Router {
+func (d *Daemon) newRouter(rec credstore.Record, relay *url.URL, health *Health) (*route.Router, func()) {
 	cfg := d.cfg()
 	mode := EffectiveRoute(rec, cfg.Route)
 	if mode == route.ModeRelay {
-		return nil
+		return nil, nil
 	}
 	log := d.log.With(zap.String("printer", rec.Name))
 	relayRT, err := proxy.RelayTransport(proxy.Printer{Name: rec.Name, RelayURL: relay, Auth: cfg.OctoEverywhere.Auth,
 		BasicUser: rec.BasicUser, BasicPassword: rec.BasicPassword, BearerToken: rec.BearerToken}, d.o.Transport)
 	if err != nil {
 		log.Warn("LAN routing off: the relay cannot be used to prove the LAN host", zap.Error(err))
-		return nil
+		return nil, nil
 	}
 	d.routing.start(d.log)
 	m := d.routeMetrics()
+	changes := d.routing.watcher.Subscribe()
+	unsubscribe := func() { d.routing.watcher.Unsubscribe(changes) }
 	r, err := route.New(route.Options{
 		Printer: rec.Name, Mode: mode, LANURLs: LANCandidates(rec), PrinterID: rec.PrinterID,
 		MoreLANURLs: func() []string { return infoCandidates(rec, health) },
-		LAN:         d.routing.lan, Relay: relayRT, Changes: d.routing.watcher.Subscribe(), Logger: d.log,
+		LAN:         d.routing.lan, Relay: relayRT, Changes: changes, Logger: d.log,
 		Hooks: route.Hooks{
 			Proof: func(p route.Proof) { m.proofs.WithLabelValues(rec.Name, proofResult(p)).Inc() },
 			Switch: func(from, to route.Route, _ string) {
@@ -122,12 +124,13 @@ func (d *Daemon) newRouter(rec credstore.Record, relay *url.URL, health *Health)
 		},
 	})
 	if err != nil {
+		unsubscribe()
 		log.Warn("LAN routing off", zap.Error(err))
-		return nil
+		return nil, nil
 	}
 	m.active.WithLabelValues(rec.Name, string(r.Status().Active)).Set(1)
 	r.Start(context.Background())
-	return r
+	return r, unsubscribe
 }
 
 func proofResult(p route.Proof) string {
@@ -185,8 +188,9 @@ func (d *Daemon) routeHooks(name string, next proxy.Hooks) proxy.Hooks {
 
 // printerRouter is the router a printer's handlers share.
 type printerRouter struct {
-	mu  sync.Mutex
-	cur *route.Router
+	mu    sync.Mutex
+	cur   *route.Router
+	unsub func() // stops the network events of cur
 }
 
 func (p *printerRouter) get() *route.Router {
@@ -195,24 +199,29 @@ func (p *printerRouter) get() *route.Router {
 	return p.cur
 }
 
-func (p *printerRouter) set(r *route.Router) {
+func (p *printerRouter) set(r *route.Router, unsub func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.stopLocked()
+	p.cur, p.unsub = r, unsub
+}
+
+// stopLocked ends the current router's checks. Retired handlers that still hold it (for their open WebSockets)
+// may ask it: its last LAN decision goes stale within two intervals, and then it says relay.
+func (p *printerRouter) stopLocked() {
 	if p.cur != nil {
-		// Its checks stop. Retired handlers that still hold it (for their open WebSockets) may ask it: its last
-		// LAN decision goes stale within two intervals, and then it says relay.
 		p.cur.Close()
 	}
-	p.cur = r
+	if p.unsub != nil {
+		p.unsub()
+	}
+	p.cur, p.unsub = nil, nil
 }
 
 func (p *printerRouter) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cur != nil {
-		p.cur.Close()
-	}
-	p.cur = nil
+	p.stopLocked()
 }
 
 // routeStatus is a served printer's routing state (false when it is not served).

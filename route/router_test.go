@@ -367,8 +367,19 @@ func TestParse(t *testing.T) {
 func TestWatcherCloses(t *testing.T) {
 	t.Parallel()
 	w := Watch(context.Background(), nil)
-	_ = w.Subscribe()
+	a, b := w.Subscribe(), w.Subscribe()
+	w.Unsubscribe(b)
 	w.notify("test")
+	select {
+	case <-a:
+	default:
+		t.Error("a subscriber was not told")
+	}
+	select {
+	case <-b:
+		t.Error("an unsubscribed channel was told")
+	default:
+	}
 	w.Close() // goleak checks that nothing of it is left
 }
 
