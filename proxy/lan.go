@@ -149,7 +149,26 @@ func (h *Handler) lanModifyResponse(resp *http.Response) error {
 		h.opts.Hooks.Stream(true)
 		resp.Body = &onClose{ReadCloser: resp.Body, fn: func() { h.opts.Hooks.Stream(false) }}
 	}
+	resp.Body = &lanAnswer{ReadCloser: resp.Body, ctx: resp.Request.Context(), router: h.opts.Router}
 	return nil
+}
+
+// lanAnswer tells the router when the printer stops answering in the middle of an answer (it vanished from the
+// LAN mid-stream): the answer cannot be saved, but the next request goes to the relay at once.
+type lanAnswer struct {
+	io.ReadCloser
+	ctx    context.Context
+	router *route.Router
+	told   bool
+}
+
+func (b *lanAnswer) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && !b.told && b.ctx.Err() == nil {
+		b.told = true
+		b.router.LANFailed("the printer stopped answering mid-answer: " + lanReason(err))
+	}
+	return n, err
 }
 
 // rewriteLANHeader maps Location and Content-Location on the LAN host to http://<localHost>, and rewrites the

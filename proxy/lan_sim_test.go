@@ -538,3 +538,104 @@ func TestLANFallbackAfterADialTimeout(t *testing.T) {
 		t.Fatalf("the LAN got %d client requests", len(got))
 	}
 }
+
+// TestLANPrinterVanishesMidStream: a webcam stream on the LAN is cut when the printer vanishes (it is never moved
+// to the relay), the router hears of it at once, and the next request goes through the relay.
+func TestLANPrinterVanishesMidStream(t *testing.T) {
+	t.Parallel()
+	e := startLANSim(t, oesim.KindOctoPrint, route.ModeAuto)
+	e.prove(t)
+	resp, err := localClient().Get(e.url("/webcam/?action=stream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := resp.Body.Read(make([]byte, 1024)); err != nil {
+		t.Fatalf("the stream did not start: %v", err)
+	}
+	relayBefore := e.relayCount()
+	if err := e.printer.SetLAN(oesim.LANGone); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err == nil {
+		t.Fatal("the stream ended cleanly; it should be cut")
+	}
+	for _, q := range e.conn.Requests()[relayBefore:] {
+		if strings.HasPrefix(q.Path, "/webcam") {
+			t.Fatal("the stream was moved to the relay")
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for e.router.Status().Active != route.Relay {
+		if time.Now().After(deadline) {
+			t.Fatal("the router did not hear that the LAN stream broke")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if resp, _ := e.get(t, "/api/version"); resp.StatusCode != 200 || e.lastStats().Route != "relay" {
+		t.Fatalf("the next request: %d via %s", resp.StatusCode, e.lastStats().Route)
+	}
+}
+
+// TestLANUploadIsNotMoved: an upload that started on the LAN finishes there although the router switched to the
+// relay meanwhile (the laptop's network changed under it).
+func TestLANUploadIsNotMoved(t *testing.T) {
+	t.Parallel()
+	e := startLANSim(t, oesim.KindMoonraker, route.ModeAuto)
+	e.prove(t)
+	pr, pw := io.Pipe()
+	head := "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"part.gcode\"\r\n\r\n"
+	part1, part2, tail := strings.Repeat("G1 X1\n", 50000), strings.Repeat("G1 X2\n", 50000), "\r\n--XyZ--\r\n"
+	r := newReq(t, "POST", e.url("/server/files/upload"), pr)
+	r.ContentLength = int64(len(head) + len(part1) + len(part2) + len(tail))
+	r.Header.Set("Content-Type", "multipart/form-data; boundary=XyZ")
+	r.Header.Set("Origin", e.local.URL)
+	done := make(chan *http.Response, 1)
+	go func() {
+		resp, err := localClient().Do(r)
+		if err != nil {
+			t.Error(err)
+			done <- nil
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		done <- resp
+	}()
+	io.WriteString(pw, head)
+	io.WriteString(pw, part1)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(e.clientLANRequests()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the upload never reached the LAN")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The network changes: another printer answers at the address now, and the router goes to the relay.
+	if err := e.printer.SetLAN(oesim.LANImpostorOtherID); err != nil {
+		t.Fatal(err)
+	}
+	e.router.Recheck()
+	if p := e.nextProof(t); p.OK {
+		t.Fatal("the impostor passed")
+	}
+	io.WriteString(pw, part2)
+	io.WriteString(pw, tail)
+	pw.Close()
+	resp := <-done
+	if resp == nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("the upload did not finish on the LAN: %v", resp)
+	}
+	if e.lastStats().Route != "lan" {
+		t.Fatalf("the upload was reported on %s", e.lastStats().Route)
+	}
+	for _, q := range e.conn.Requests() {
+		if q.Path == "/server/files/upload" {
+			t.Fatal("the upload was moved to the relay")
+		}
+	}
+	ups := e.printer.Moonraker().Uploads()
+	if len(ups) != 1 || ups[0].Size != int64(len(part1)+len(part2)) {
+		t.Fatalf("uploads on the printer: %+v", ups)
+	}
+}
