@@ -58,6 +58,13 @@ type PrinterStatus struct {
 	// NotServed says why the running daemon has no listener for the printer (its port is busy); absent when
 	// it is served or without a daemon.
 	NotServed string `json:"not_served,omitempty"`
+	// Route is the printer's route mode (relay, lan or auto); ActiveRoute the route in use now (lan or relay;
+	// "none" without a daemon); LastProof when the daemon last checked the LAN host (null: never); RouteReason
+	// why the active route is the one in use.
+	Route       string     `json:"route"`
+	ActiveRoute string     `json:"active_route"`
+	LastProof   *time.Time `json:"last_proof"`
+	RouteReason string     `json:"route_reason,omitempty"`
 }
 
 // StatusError is the last error seen for a printer: an OctoEverywhere code with its meaning, or code 0 for a
@@ -163,6 +170,7 @@ func (p *Printers) Status(ctx context.Context, name string) ([]PrinterStatus, er
 			if p.NotServed != nil {
 				out[i].NotServed = p.NotServed(r.Name)
 			}
+			p.statusRoute(&out[i], r)
 			return nil
 		})
 	}

@@ -209,7 +209,8 @@ func TestPrinterStatusJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"name", "printer_name", "state", "state_since", "online", "local_ip", "last_connect",
-		"last_disconnect", "limits", "last_error", "checked_at", "webhook_set_at", "webhook_expires_at", "daemon"} {
+		"last_disconnect", "limits", "last_error", "checked_at", "webhook_set_at", "webhook_expires_at", "daemon",
+		"route", "active_route", "last_proof"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("key %q missing from %s", k, b)
 		}

@@ -101,3 +101,15 @@ func (c *ControlClient) SetLAN(ctx context.Context, name string, req LANRequest)
 	var out credstore.PublicRecord
 	return out, c.do(ctx, http.MethodPut, "/v1/printers/"+url.PathEscape(name)+"/lan", req, &out)
 }
+
+// statusRoute fills the routing part of a printer's status line.
+func (p *Printers) statusRoute(st *PrinterStatus, rec credstore.Record) {
+	pub := credstore.PublicRecord{}
+	fillRoute(&pub, rec, p.DefaultRoute, p.Routes)
+	st.Route, st.ActiveRoute, st.LastProof = pub.Route, pub.ActiveRoute, pub.LastProof
+	if p.Routes != nil {
+		if rs, ok := p.Routes(rec.Name); ok {
+			st.RouteReason = rs.Reason
+		}
+	}
+}

@@ -185,7 +185,7 @@ func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr st
 		ph.cams = webcam.New(webcam.Options{Continue: cfg.Webcam.ContinueStreams, Linger: cfg.Webcam.Linger,
 			Logger: d.log.With(zap.String("printer", rec.Name)), Hooks: d.metrics.webcamHooks(rec.Name)})
 	}
-	ph.routes.set(d.newRouter(rec, relay))
+	ph.routes.set(d.newRouter(rec, relay, health))
 	ph.build = func() (*proxy.Handler, error) {
 		cfg := d.cfg()
 		return proxy.New(proxy.Printer{

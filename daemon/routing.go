@@ -91,25 +91,29 @@ func LANCandidates(rec credstore.Record) []string {
 	return []string{"http://" + host, "http://" + host + ":7125", "http://" + host + ":5000"}
 }
 
-// newRouter builds and starts a printer's router (nil in relay mode).
-func (d *Daemon) newRouter(rec credstore.Record, relay *url.URL) *route.Router {
+// newRouter builds and starts a printer's router (nil in relay mode). health (may be nil) tells it the local IP
+// the Info API reports; it is passed in, not looked up under d.mu, because a router is closed under d.mu.
+func (d *Daemon) newRouter(rec credstore.Record, relay *url.URL, health *Health) (*route.Router, func()) {
 	cfg := d.cfg()
 	mode := EffectiveRoute(rec, cfg.Route)
 	if mode == route.ModeRelay {
-		return nil
+		return nil, nil
 	}
 	log := d.log.With(zap.String("printer", rec.Name))
 	relayRT, err := proxy.RelayTransport(proxy.Printer{Name: rec.Name, RelayURL: relay, Auth: cfg.OctoEverywhere.Auth,
 		BasicUser: rec.BasicUser, BasicPassword: rec.BasicPassword, BearerToken: rec.BearerToken}, d.o.Transport)
 	if err != nil {
 		log.Warn("LAN routing off: the relay cannot be used to prove the LAN host", zap.Error(err))
-		return nil
+		return nil, nil
 	}
 	d.routing.start(d.log)
 	m := d.routeMetrics()
+	changes := d.routing.watcher.Subscribe()
+	unsubscribe := func() { d.routing.watcher.Unsubscribe(changes) }
 	r, err := route.New(route.Options{
 		Printer: rec.Name, Mode: mode, LANURLs: LANCandidates(rec), PrinterID: rec.PrinterID,
-		LAN: d.routing.lan, Relay: relayRT, Changes: d.routing.watcher.Subscribe(), Logger: d.log,
+		MoreLANURLs: func() []string { return infoCandidates(rec, health) },
+		LAN:         d.routing.lan, Relay: relayRT, Changes: changes, Logger: d.log,
 		Hooks: route.Hooks{
 			Proof: func(p route.Proof) { m.proofs.WithLabelValues(rec.Name, proofResult(p)).Inc() },
 			Switch: func(from, to route.Route, _ string) {
@@ -120,12 +124,13 @@ func (d *Daemon) newRouter(rec credstore.Record, relay *url.URL) *route.Router {
 		},
 	})
 	if err != nil {
+		unsubscribe()
 		log.Warn("LAN routing off", zap.Error(err))
-		return nil
+		return nil, nil
 	}
 	m.active.WithLabelValues(rec.Name, string(r.Status().Active)).Set(1)
 	r.Start(context.Background())
-	return r
+	return r, unsubscribe
 }
 
 func proofResult(p route.Proof) string {
@@ -183,9 +188,9 @@ func (d *Daemon) routeHooks(name string, next proxy.Hooks) proxy.Hooks {
 
 // printerRouter is the router a printer's handlers share.
 type printerRouter struct {
-	mu  sync.Mutex
-	cur *route.Router
-	old []*route.Router // replaced by lan set; closed with the handler (retired handlers may still ask them)
+	mu    sync.Mutex
+	cur   *route.Router
+	unsub func() // stops the network events of cur
 }
 
 func (p *printerRouter) get() *route.Router {
@@ -194,23 +199,29 @@ func (p *printerRouter) get() *route.Router {
 	return p.cur
 }
 
-func (p *printerRouter) set(r *route.Router) {
+func (p *printerRouter) set(r *route.Router, unsub func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.stopLocked()
+	p.cur, p.unsub = r, unsub
+}
+
+// stopLocked ends the current router's checks. Retired handlers that still hold it (for their open WebSockets)
+// may ask it: its last LAN decision goes stale within two intervals, and then it says relay.
+func (p *printerRouter) stopLocked() {
 	if p.cur != nil {
-		p.cur.Close() // its checks stop; handlers still holding it see its last decision go stale, then relay
-		p.old = append(p.old, p.cur)
+		p.cur.Close()
 	}
-	p.cur = r
+	if p.unsub != nil {
+		p.unsub()
+	}
+	p.cur, p.unsub = nil, nil
 }
 
 func (p *printerRouter) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cur != nil {
-		p.cur.Close()
-	}
-	p.cur, p.old = nil, nil
+	p.stopLocked()
 }
 
 // routeStatus is a served printer's routing state (false when it is not served).
@@ -275,6 +286,19 @@ func (d *Daemon) setLANRoute(rec credstore.Record) error {
 	if err != nil {
 		return err
 	}
-	p.handler.routes.set(d.newRouter(rec, relay))
+	p.handler.routes.set(d.newRouter(rec, relay, p.health))
 	return p.handler.rebuild()
+}
+
+// infoCandidates are the LAN URLs of the local IP the Info API reports now, when the user set no address and it
+// differs from the one the portal gave (the printer got another address from DHCP since).
+func infoCandidates(rec credstore.Record, h *Health) []string {
+	if rec.LANURL != "" || h == nil {
+		return nil
+	}
+	in := h.Snapshot().Info
+	if in == nil || in.PrinterLocalIP == "" || in.PrinterLocalIP == rec.LastKnownLocalIP {
+		return nil
+	}
+	return LANCandidates(credstore.Record{LastKnownLocalIP: in.PrinterLocalIP})
 }

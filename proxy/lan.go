@@ -149,7 +149,26 @@ func (h *Handler) lanModifyResponse(resp *http.Response) error {
 		h.opts.Hooks.Stream(true)
 		resp.Body = &onClose{ReadCloser: resp.Body, fn: func() { h.opts.Hooks.Stream(false) }}
 	}
+	resp.Body = &lanAnswer{ReadCloser: resp.Body, ctx: resp.Request.Context(), router: h.opts.Router}
 	return nil
+}
+
+// lanAnswer tells the router when the printer stops answering in the middle of an answer (it vanished from the
+// LAN mid-stream): the answer cannot be saved, but the next request goes to the relay at once.
+type lanAnswer struct {
+	io.ReadCloser
+	ctx    context.Context
+	router *route.Router
+	told   bool
+}
+
+func (b *lanAnswer) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && !b.told && b.ctx.Err() == nil {
+		b.told = true
+		b.router.LANFailed("the printer stopped answering mid-answer: " + lanReason(err))
+	}
+	return n, err
 }
 
 // rewriteLANHeader maps Location and Content-Location on the LAN host to http://<localHost>, and rewrites the
@@ -306,8 +325,7 @@ type upstream struct {
 
 // dialUpstream opens a WebSocket on the route decided at its start; the session stays on it for its whole life.
 // It reports answered when it already answered the client (a refused or unreachable LAN host).
-func (h *Handler) dialUpstream(w http.ResponseWriter, r *http.Request) (up upstream, answered bool) {
-	d := h.opts.Router.Decide()
+func (h *Handler) dialUpstream(w http.ResponseWriter, r *http.Request, d route.Decision) (up upstream, answered bool) {
 	if d.Route != route.LAN {
 		up.conn, up.resp, up.release, up.err = h.dialRelay(r)
 		return up, false
@@ -327,6 +345,9 @@ func (h *Handler) dialUpstream(w http.ResponseWriter, r *http.Request) (up upstr
 	}
 	h.opts.Router.LANFailed(lanReason(up.err))
 	if route.ConnectFailed(up.err) && d.Fallback {
+		if !h.admit(w, r) {
+			return upstream{}, true
+		}
 		up = upstream{}
 		up.conn, up.resp, up.release, up.err = h.dialRelay(r)
 		return up, false

@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +30,9 @@ type lanEnv struct {
 	router *route.Router
 	proofs chan route.Proof
 	lan    *http.Transport
+	// blackhole makes LAN connects go unanswered until route.LANDialTimeout, as a printer that vanished
+	// without a trace (no refusal) does.
+	blackhole atomic.Bool
 
 	mu    sync.Mutex
 	stats []RequestStats
@@ -36,8 +42,15 @@ const clientKey = "client-own-api-key-8d1e"
 
 func startLANSim(t *testing.T, kind oesim.PrinterKind, mode route.Mode) *lanEnv {
 	t.Helper()
+	return startLANSimWith(t, oesim.PrinterOptions{Name: "LAN printer", Kind: kind, LAN: true}, mode, "", nil)
+}
+
+// startLANSimWith is startLANSim with the printer's options, and optionally a LAN URL by name (lanName, e.g.
+// http://printer.lan.test) that the LAN transport dials at the printer's LAN address.
+func startLANSimWith(t *testing.T, po oesim.PrinterOptions, mode route.Mode, lanName string, mod func(*Options)) *lanEnv {
+	t.Helper()
 	sim, err := oesim.Start(context.Background(), oesim.Options{TempDir: t.TempDir(),
-		Printers: []oesim.PrinterOptions{{Name: "LAN printer", Kind: kind, LAN: true}}})
+		Printers: []oesim.PrinterOptions{po}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +60,25 @@ func startLANSim(t *testing.T, kind oesim.PrinterKind, mode route.Mode) *lanEnv 
 	relayURL, _ := url.Parse(e.creds.URL)
 	e.transport = oenet.Options{ConnectTo: sim.Addr, RootCAs: sim.RootCAs}.Transport()
 	e.lan = route.NewLANTransport()
+	lanURL := e.printer.LANURL
+	if lanName != "" {
+		at := strings.TrimPrefix(lanURL, "http://")
+		dial := e.lan.DialContext
+		e.lan.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) { return dial(ctx, network, at) }
+		lanURL = lanName
+	}
+	dialLAN := e.lan.DialContext
+	e.lan.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if e.blackhole.Load() {
+			select {
+			case <-time.After(route.LANDialTimeout):
+				return nil, &net.OpError{Op: "dial", Net: network, Err: os.ErrDeadlineExceeded}
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		return dialLAN(ctx, network, addr)
+	}
 	log, logs := observed()
 	e.logs = logs
 	p := Printer{Name: "lanprinter", RelayURL: relayURL, Auth: "basic", BasicUser: e.creds.BasicUser,
@@ -55,7 +87,7 @@ func startLANSim(t *testing.T, kind oesim.PrinterKind, mode route.Mode) *lanEnv 
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.router, err = route.New(route.Options{Printer: p.Name, Mode: mode, LANURLs: []string{e.printer.LANURL},
+	e.router, err = route.New(route.Options{Printer: p.Name, Mode: mode, LANURLs: []string{lanURL},
 		Relay: relay, LAN: e.lan, Logger: log, Hooks: route.Hooks{Proof: func(pr route.Proof) { e.proofs <- pr }}})
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +96,9 @@ func startLANSim(t *testing.T, kind oesim.PrinterKind, mode route.Mode) *lanEnv 
 	o := Options{Transport: e.transport, Logger: log, ListenAddr: e.local.Listener.Addr().String(), AppID: "testapp",
 		PortalURL: sim.PortalURL, Router: e.router, LANTransport: e.lan,
 		Hooks: Hooks{RequestDone: func(st RequestStats) { e.mu.Lock(); e.stats = append(e.stats, st); e.mu.Unlock() }}}
+	if mod != nil {
+		mod(&o)
+	}
 	e.h, err = New(p, o)
 	if err != nil {
 		t.Fatal(err)
@@ -426,4 +461,181 @@ func TestLANWebSocketIsNotMoved(t *testing.T) {
 		t.Fatal("a new WebSocket after the switch did not go to the relay")
 	}
 	ws.Close(websocket.StatusNormalClosure, "")
+}
+
+// TestLANWebcamURLsOnTheLANAddress: webcam URLs that the printer's JSON names by its LAN address are made
+// relative, so that UIs keep using oeproxy on the LAN route too; a camera on another host is left alone.
+func TestLANWebcamURLsOnTheLANAddress(t *testing.T) {
+	t.Parallel()
+	settings := `{"webcam":{"streamUrl":"http://printer.lan.test/webcam/?action=stream","snapshotUrl":"http://othercam.test/snap.jpg"}}`
+	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, settings)
+	})
+	e := startLANSimWith(t, oesim.PrinterOptions{Name: "generic", Kind: oesim.KindGeneric, Handler: backend, LAN: true},
+		route.ModeLAN, "http://printer.lan.test", nil)
+	resp, b := e.get(t, "/api/settings")
+	if resp.StatusCode != 200 || e.lastStats().Route != "lan" {
+		t.Fatalf("%d via %s", resp.StatusCode, e.lastStats().Route)
+	}
+	var doc struct {
+		Webcam struct{ StreamURL, SnapshotURL string }
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Webcam.StreamURL != "/webcam/?action=stream" || doc.Webcam.SnapshotURL != "http://othercam.test/snap.jpg" {
+		t.Fatalf("webcam URLs %+v", doc.Webcam)
+	}
+	if got := e.clientLANRequests(); len(got) != 1 || !strings.EqualFold(got[0].Header.Get("X-Api-Key"), clientKey) {
+		t.Fatalf("LAN requests %+v", got)
+	}
+}
+
+// refuseAll is a Gate that refuses every request, as the daemon's does for an upload over the relay's limit.
+type refuseAll struct{}
+
+func (refuseAll) Admit(*http.Request) *Refusal {
+	return &Refusal{Status: http.StatusRequestEntityTooLarge, Code: 608, Meaning: "over the relay's upload limit"}
+}
+
+// TestLANIsNotGatedByTheRelaysLimits: the Gate speaks for the relay, so a request on the LAN does not ask it, and
+// one that falls back to the relay does.
+func TestLANIsNotGatedByTheRelaysLimits(t *testing.T) {
+	t.Parallel()
+	e := startLANSimWith(t, oesim.PrinterOptions{Name: "LAN printer", Kind: oesim.KindOctoPrint, LAN: true}, route.ModeAuto, "",
+		func(o *Options) { o.Gate = refuseAll{} })
+	if resp, _ := e.get(t, "/api/version"); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("on the relay before the proof: %d, want the gate's 413", resp.StatusCode)
+	}
+	e.prove(t)
+	if resp, b := e.get(t, "/api/version"); resp.StatusCode != 200 || e.lastStats().Route != "lan" {
+		t.Fatalf("on the LAN: %d %s via %s", resp.StatusCode, b, e.lastStats().Route)
+	}
+	if err := e.printer.SetLAN(oesim.LANGone); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := e.get(t, "/api/version"); resp.StatusCode != http.StatusRequestEntityTooLarge || resp.Header.Get(GateHeader) != "refused" {
+		t.Fatalf("fallback to the relay: %d, want the gate's refusal", resp.StatusCode)
+	}
+}
+
+// TestLANFallbackAfterADialTimeout: a LAN printer that gives no answer at all (not even a refusal) costs the
+// connect timeout once, and the request is still answered through the relay.
+func TestLANFallbackAfterADialTimeout(t *testing.T) {
+	t.Parallel()
+	e := startLANSim(t, oesim.KindOctoPrint, route.ModeAuto)
+	if p := e.prove(t); !p.OK {
+		t.Fatal(p.Reason)
+	}
+	e.lan.CloseIdleConnections() // the next request must connect
+	e.blackhole.Store(true)
+	resp, b := e.get(t, "/api/version")
+	if resp.StatusCode != 200 || e.lastStats().Route != "relay" {
+		t.Fatalf("after a LAN connect timeout: %d %s via %s", resp.StatusCode, b, e.lastStats().Route)
+	}
+	if got := e.clientLANRequests(); len(got) != 0 {
+		t.Fatalf("the LAN got %d client requests", len(got))
+	}
+}
+
+// TestLANPrinterVanishesMidStream: a webcam stream on the LAN is cut when the printer vanishes (it is never moved
+// to the relay), the router hears of it at once, and the next request goes through the relay.
+func TestLANPrinterVanishesMidStream(t *testing.T) {
+	t.Parallel()
+	e := startLANSim(t, oesim.KindOctoPrint, route.ModeAuto)
+	e.prove(t)
+	resp, err := localClient().Get(e.url("/webcam/?action=stream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := resp.Body.Read(make([]byte, 1024)); err != nil {
+		t.Fatalf("the stream did not start: %v", err)
+	}
+	relayBefore := e.relayCount()
+	if err := e.printer.SetLAN(oesim.LANGone); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err == nil {
+		t.Fatal("the stream ended cleanly; it should be cut")
+	}
+	for _, q := range e.conn.Requests()[relayBefore:] {
+		if strings.HasPrefix(q.Path, "/webcam") {
+			t.Fatal("the stream was moved to the relay")
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for e.router.Status().Active != route.Relay {
+		if time.Now().After(deadline) {
+			t.Fatal("the router did not hear that the LAN stream broke")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if resp, _ := e.get(t, "/api/version"); resp.StatusCode != 200 || e.lastStats().Route != "relay" {
+		t.Fatalf("the next request: %d via %s", resp.StatusCode, e.lastStats().Route)
+	}
+}
+
+// TestLANUploadIsNotMoved: an upload that started on the LAN finishes there although the router switched to the
+// relay meanwhile (the laptop's network changed under it).
+func TestLANUploadIsNotMoved(t *testing.T) {
+	t.Parallel()
+	e := startLANSim(t, oesim.KindMoonraker, route.ModeAuto)
+	e.prove(t)
+	pr, pw := io.Pipe()
+	head := "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"part.gcode\"\r\n\r\n"
+	part1, part2, tail := strings.Repeat("G1 X1\n", 50000), strings.Repeat("G1 X2\n", 50000), "\r\n--XyZ--\r\n"
+	r := newReq(t, "POST", e.url("/server/files/upload"), pr)
+	r.ContentLength = int64(len(head) + len(part1) + len(part2) + len(tail))
+	r.Header.Set("Content-Type", "multipart/form-data; boundary=XyZ")
+	r.Header.Set("Origin", e.local.URL)
+	done := make(chan *http.Response, 1)
+	go func() {
+		resp, err := localClient().Do(r)
+		if err != nil {
+			t.Error(err)
+			done <- nil
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		done <- resp
+	}()
+	io.WriteString(pw, head)
+	io.WriteString(pw, part1)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(e.clientLANRequests()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the upload never reached the LAN")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The network changes: another printer answers at the address now, and the router goes to the relay.
+	if err := e.printer.SetLAN(oesim.LANImpostorOtherID); err != nil {
+		t.Fatal(err)
+	}
+	e.router.Recheck()
+	if p := e.nextProof(t); p.OK {
+		t.Fatal("the impostor passed")
+	}
+	io.WriteString(pw, part2)
+	io.WriteString(pw, tail)
+	pw.Close()
+	resp := <-done
+	if resp == nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("the upload did not finish on the LAN: %v", resp)
+	}
+	if e.lastStats().Route != "lan" {
+		t.Fatalf("the upload was reported on %s", e.lastStats().Route)
+	}
+	for _, q := range e.conn.Requests() {
+		if q.Path == "/server/files/upload" {
+			t.Fatal("the upload was moved to the relay")
+		}
+	}
+	ups := e.printer.Moonraker().Uploads()
+	if len(ups) != 1 || ups[0].Size != int64(len(part1)+len(part2)) {
+		t.Fatalf("uploads on the printer: %+v", ups)
+	}
 }

@@ -301,7 +301,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"from other web pages so that they cannot use your printer's credential.", from, r.Host))
 		return
 	}
-	if !h.admit(w, r) {
+	// The route is decided once, here, for the whole request (a WebSocket or stream keeps it for its life). The
+	// Gate speaks for the relay (its limits, a dead App Connection): a request on the LAN does not ask it, unless
+	// it falls back to the relay.
+	d := h.opts.Router.Decide()
+	if d.Route != route.LAN && !h.admit(w, r) {
 		return
 	}
 	if h.front != nil && !ws && front.Handles(r.URL.Path) {
@@ -323,20 +327,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, clientInfo{host: r.Host, remoteIP: ip, body: cb, w: cw}))
 	if ws {
-		h.serveWebSocket(w, r)
+		h.serveWebSocket(w, r, d)
 		return
 	}
 	if r.Header.Get("Upgrade") != "" {
 		// Only WebSocket upgrades are carried; anything else (h2c, ...) goes on as a plain request.
 		r.Header.Del("Upgrade")
 	}
-	h.serveHTTP(cw, r, cb)
+	h.serveHTTP(cw, r, cb, d)
 }
 
-func (h *Handler) serveHTTP(cw *countingWriter, r *http.Request, cb *countingBody) {
+func (h *Handler) serveHTTP(cw *countingWriter, r *http.Request, cb *countingBody, d route.Decision) {
 	start := time.Now()
 	method, path := r.Method, r.URL.Path // before the handlers below change r
-	d := h.opts.Router.Decide()
 	via := d.Route
 	defer func() {
 		cb.finish()
@@ -368,6 +371,9 @@ func (h *Handler) serveHTTP(cw *countingWriter, r *http.Request, cb *countingBod
 			return
 		}
 		via = route.Relay // nothing reached the LAN: the same request goes on to the relay
+		if !h.admit(cw, r) {
+			return
+		}
 	}
 	if !h.opts.RelaySlots.acquire(r, h.opts.RelayWait) {
 		h.relayBusy(cw, r)

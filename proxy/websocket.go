@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/oeproxy/oeproxy/internal/oe"
+	"github.com/oeproxy/oeproxy/route"
 	"go.uber.org/zap"
 )
 
@@ -23,7 +24,7 @@ import (
 
 // serveWebSocket dials the relay first and accepts the client only once the relay accepted, with the
 // subprotocol the relay chose.
-func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, d route.Decision) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -42,7 +43,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	up, answered := h.dialUpstream(w, r)
+	up, answered := h.dialUpstream(w, r, d)
 	if answered {
 		return
 	}

@@ -89,7 +89,12 @@ func (p *prover) prove(ctx context.Context, lanURL string) Proof {
 	// The id behind the relay is what the LAN host must match (the platform the LAN host answered as first).
 	order := append([]string{plat}, slices.DeleteFunc(slices.Clone(platforms), func(s string) bool { return s == plat })...)
 	want, _, err := p.readAny(ctx, p.relay, relayURL, order, &pr.RelayTime)
-	if err != nil {
+	switch {
+	case err != nil && p.printerID != "" && plat == PlatformOctoPrint:
+		// The plugin is offline (601) or the relay unreachable: OctoPrint's proof is a comparison of ids, and the
+		// stored id is as good as the relay's for it. Moonraker's nonce needs the relay, so it has no such way.
+		want = p.printerID
+	case err != nil:
 		pr.Reason = "reading the printer id through the relay: " + err.Error()
 		return pr
 	}

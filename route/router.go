@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -85,6 +86,9 @@ type Options struct {
 	// LANURLs are the candidate LAN base URLs, in order (the user's --printer-url or `lan set` first; then the
 	// last known local IP on the platform's usual ports). The first that proves itself is used.
 	LANURLs []string
+	// MoreLANURLs, when set, is asked before each check for candidates learnt since (the Info API's
+	// PrinterLocalIp after a DHCP change); they are tried after LANURLs.
+	MoreLANURLs func() []string
 	// PrinterID is the App Connection's OctoEverywhere printer id when known; else it is read through the relay.
 	PrinterID string
 	// Platform is octoprint, moonraker or empty (try both).
@@ -243,7 +247,15 @@ func (r *Router) run(ctx context.Context) {
 // check proves the candidate addresses in order and applies the first that passes (or the relay).
 func (r *Router) check(ctx context.Context) {
 	var last Proof
-	for _, cand := range r.opts.LANURLs {
+	cands := r.opts.LANURLs
+	if r.opts.MoreLANURLs != nil {
+		for _, c := range r.opts.MoreLANURLs() {
+			if _, err := ParseLANURL(c); err == nil && !slices.Contains(cands, c) {
+				cands = append(slices.Clip(cands), c)
+			}
+		}
+	}
+	for _, cand := range cands {
 		pctx, cancel := context.WithTimeout(ctx, r.opts.ProofTimeout)
 		p := r.prover.prove(pctx, cand)
 		cancel()

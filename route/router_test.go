@@ -367,7 +367,42 @@ func TestParse(t *testing.T) {
 func TestWatcherCloses(t *testing.T) {
 	t.Parallel()
 	w := Watch(context.Background(), nil)
-	_ = w.Subscribe()
+	a, b := w.Subscribe(), w.Subscribe()
+	w.Unsubscribe(b)
 	w.notify("test")
+	select {
+	case <-a:
+	default:
+		t.Error("a subscriber was not told")
+	}
+	select {
+	case <-b:
+		t.Error("an unsubscribed channel was told")
+	default:
+	}
 	w.Close() // goleak checks that nothing of it is left
+}
+
+// TestProofWhileThePluginIsOffline: with the relay answering 601, OctoPrint's id proof can use the stored id;
+// Moonraker's nonce cannot be written, so it fails whatever is stored.
+func TestProofWhileThePluginIsOffline(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.mini.SetOnline(false)
+	r.voron.SetOnline(false)
+	for _, tc := range []struct {
+		printer *oesim.Printer
+		stored  string
+		ok      bool
+	}{
+		{r.mini, r.mini.ID, true},
+		{r.mini, "", false},
+		{r.voron, r.voron.ID, false},
+	} {
+		p := prover{lan: r.lan, relay: r.relayFor[tc.printer], printerID: tc.stored, since: time.Since}
+		got := p.prove(context.Background(), tc.printer.LANURL)
+		if got.OK != tc.ok {
+			t.Errorf("%s, stored id %v: ok %v (%s), want %v", tc.printer.Name, tc.stored != "", got.OK, got.Reason, tc.ok)
+		}
+	}
 }

@@ -44,13 +44,26 @@ func Watch(ctx context.Context, log *zap.Logger) *Watcher {
 }
 
 // Subscribe returns a channel that receives a value after each change (coalesced: a reader that is busy sees one
-// value for a burst of changes, which is what a re-check needs).
+// value for a burst of changes, which is what a re-check needs). A nil Watcher returns nil: no events.
 func (w *Watcher) Subscribe() <-chan struct{} {
+	if w == nil {
+		return nil
+	}
 	ch := make(chan struct{}, 1)
 	w.mu.Lock()
 	w.subs = append(w.subs, ch)
 	w.mu.Unlock()
 	return ch
+}
+
+// Unsubscribe stops sending to ch (a channel Subscribe returned).
+func (w *Watcher) Unsubscribe(ch <-chan struct{}) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.subs = slices.DeleteFunc(w.subs, func(c chan struct{}) bool { return c == ch })
 }
 
 // Close stops watching and waits for it to end.

@@ -35,7 +35,9 @@ With --json, prints an array of objects with the keys name, printer_name, state,
 local_ip, last_connect, last_disconnect, limits (max_download_file_size_bytes,
 max_upload_file_size_bytes, max_single_webcam_stream_length_seconds, and two undocumented fields that
 may be null), last_error (code, meaning, source, at), checked_at, webhook_set_at, webhook_expires_at,
-daemon and action. Times are RFC 3339 in UTC or null. No secret is ever printed.`,
+daemon, action, route (relay, lan or auto), active_route (lan, relay, or none without a daemon),
+last_proof (when the daemon last proved the LAN host) and route_reason. Times are RFC 3339 in UTC or
+null. No secret is ever printed.`,
 		Example: "  oeproxy status\n  oeproxy status mk4 --json | jq -r .[0].state",
 		Args:    args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
@@ -98,6 +100,11 @@ daemon and action. Times are RFC 3339 in UTC or null. No secret is ever printed.
 				}
 				if s.NotServed != "" {
 					fmt.Fprintf(a.out, "%s: not served: %s\n", s.Name, s.NotServed)
+				}
+			}
+			for _, s := range list {
+				if line := routeLine(s); line != "" {
+					fmt.Fprintln(a.out, line)
 				}
 			}
 			return asked
@@ -201,4 +208,24 @@ func (a *app) apiClient() (*appapi.Client, func(), error) {
 		return nil, nil, err
 	}
 	return bootstrap.API(&c.Config, log)
+}
+
+// routeLine is a printer's LAN-routing line, for printers that may use the LAN ("" for relay-only ones).
+func routeLine(s daemon.PrinterStatus) string {
+	if s.Route == "" || s.Route == "relay" {
+		return ""
+	}
+	line := fmt.Sprintf("%s: route %s", s.Name, s.Route)
+	if s.ActiveRoute != "" && s.ActiveRoute != "none" {
+		line += ", now " + s.ActiveRoute
+	}
+	if s.LastProof != nil {
+		line += ", last LAN proof " + s.LastProof.Local().Format(time.TimeOnly)
+	} else if s.Daemon {
+		line += ", no LAN proof yet"
+	}
+	if s.RouteReason != "" {
+		line += " (" + s.RouteReason + ")"
+	}
+	return line
 }

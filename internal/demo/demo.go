@@ -1,6 +1,8 @@
 // Package demo owns `oeproxy demo`: an offline end-to-end run that starts oesim (OctoEverywhere and two
 // simulated printers), links both printers through the real portal flow and the real loopback callback,
-// stores the credentials encrypted in a temporary data directory, and serves them with the real daemon.
+// stores the credentials encrypted in a temporary data directory, and serves them with the real daemon. The
+// Moonraker printer is also on the "LAN" (127.0.0.2), so its port goes there once it proved it is the same
+// printer; the OctoPrint printer's last known address is unreachable from here, so it stays on the relay.
 package demo
 
 import (
@@ -47,7 +49,11 @@ func Run(ctx context.Context, o Options) error {
 		o.PortBase = 5001
 	}
 	out := o.Out
-	sim, err := oesim.Start(ctx, oesim.Options{AutoApprove: true, Logger: o.Logger.Named("oesim")})
+	sim, err := oesim.Start(ctx, oesim.Options{AutoApprove: true, Logger: o.Logger.Named("oesim"), Printers: []oesim.PrinterOptions{
+		// 192.0.2.10 is TEST-NET-1: the printer is "at home" while this machine is away.
+		{Name: "Prusa MK4", Kind: oesim.KindOctoPrint, LocalIP: "192.0.2.10"},
+		{Name: "Voron 2.4", Kind: oesim.KindMoonraker, LAN: true},
+	}})
 	if err != nil {
 		return fmt.Errorf("start the OctoEverywhere simulation: %w", err)
 	}
@@ -124,6 +130,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		linked = append(linked, rec)
 	}
+	linked = waitRoutes(ctx, d.Control(), linked)
 	// The first health checks log a line per printer: let them come before the summary, not through it.
 	for settle := time.Now().Add(3 * time.Second); !d.HealthSettled() && time.Now().Before(settle); {
 		time.Sleep(20 * time.Millisecond)
@@ -133,7 +140,8 @@ func Run(ctx context.Context, o Options) error {
 		fmt.Fprintf(out, "%s (%s)\n", r.PrinterName, r.Name)
 		fmt.Fprintf(out, "  open in a browser:  %s/   (printer page: live webcam and WebSocket readout)\n", r.LocalURL)
 		fmt.Fprintf(out, "  slicer host:        %s\n", r.LocalURL)
-		fmt.Fprintf(out, "  relay host:         %s\n\n", r.RelayHost)
+		fmt.Fprintf(out, "  relay host:         %s\n", r.RelayHost)
+		fmt.Fprintf(out, "  route:              %s, now %s%s\n\n", r.Route, r.ActiveRoute, lanNote(r))
 	}
 	fmt.Fprintln(out, "PrusaSlicer/OrcaSlicer: add a physical printer, host type OctoPrint (or Klipper for the Moonraker")
 	fmt.Fprintln(out, "printer), and paste the slicer host above; any API key works on the simulated printers.")
@@ -189,6 +197,7 @@ func link(ctx context.Context, sim *oesim.Sim, c *config.Config, ctl daemon.Cont
 		},
 		Keep: func(ctx context.Context, comp portalflow.Completion) (string, error) {
 			req.Completion = comp
+			req.LANURL = p.LANURL
 			var err error
 			rec, err = ctl.Add(ctx, req)
 			return "", err
@@ -250,4 +259,45 @@ func check(ctx context.Context, out io.Writer, printers []credstore.PublicRecord
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// waitRoutes waits (up to 10 s) until every printer that may use the LAN had its first LAN proof, and returns
+// the printers as listed then, so that the demo shows the route each one really uses.
+func waitRoutes(ctx context.Context, ctl daemon.Control, linked []credstore.PublicRecord) []credstore.PublicRecord {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		list, err := ctl.List(ctx)
+		if err != nil {
+			return linked
+		}
+		done := true
+		for _, p := range list {
+			if p.Route != "relay" && p.LastProof == nil {
+				done = false
+			}
+		}
+		if done || time.Now().After(deadline) || ctx.Err() != nil {
+			byName := map[string]credstore.PublicRecord{}
+			for _, p := range list {
+				byName[p.Name] = p
+			}
+			for i, r := range linked {
+				if p, ok := byName[r.Name]; ok {
+					linked[i] = p
+				}
+			}
+			return linked
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func lanNote(r credstore.PublicRecord) string {
+	switch {
+	case r.ActiveRoute == "lan":
+		return " (straight to " + r.LANURL + ", proved the same printer)"
+	case r.Route != "relay":
+		return " (its LAN address does not answer from here)"
+	}
+	return ""
 }

@@ -55,6 +55,11 @@ func TestDemoLinksAndServesBothPrinters(t *testing.T) {
 	if strings.Contains(out.String(), "Press Ctrl-C") {
 		t.Errorf("summary asks for Ctrl-C although --exit-after is set:\n%s", out.String())
 	}
+	for _, want := range []string{"now lan (straight to http://127.0.0.2:", "now relay (its LAN address does not answer from here)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the demo does not show %q:\n%s", want, out.String())
+		}
+	}
 	if strings.Count(out.String(), "check: GET") != 2 {
 		t.Errorf("self-check output:\n%s", out.String())
 	}

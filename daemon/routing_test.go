@@ -1,0 +1,167 @@
+package daemon
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oeproxy/oeproxy/appapi"
+	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/oesim"
+	"github.com/oeproxy/oeproxy/route"
+)
+
+func TestEffectiveRoute(t *testing.T) {
+	t.Parallel()
+	withLAN := credstore.Record{LANURL: "http://192.168.1.5"}
+	withIP := credstore.Record{LastKnownLocalIP: "192.168.1.6"}
+	none := credstore.Record{}
+	for _, tc := range []struct {
+		rec      credstore.Record
+		recRoute string
+		cfg      string
+		want     route.Mode
+	}{
+		{withLAN, "", "auto", route.ModeAuto},
+		{withIP, "", "auto", route.ModeAuto},
+		{withIP, "", "", route.ModeAuto},
+		{none, "", "auto", route.ModeRelay}, // no LAN address: relay
+		{none, "lan", "auto", route.ModeRelay},
+		{withLAN, "", "relay", route.ModeRelay},
+		{withLAN, "relay", "auto", route.ModeRelay}, // the printer's own route wins
+		{withLAN, "lan", "relay", route.ModeLAN},
+	} {
+		tc.rec.Route = tc.recRoute
+		if got := EffectiveRoute(tc.rec, tc.cfg); got != tc.want {
+			t.Errorf("EffectiveRoute(lan %q ip %q route %q, config %q) = %s, want %s", tc.rec.LANURL, tc.rec.LastKnownLocalIP, tc.recRoute, tc.cfg, got, tc.want)
+		}
+	}
+	if got := LANCandidates(withIP); strings.Join(got, " ") != "http://192.168.1.6 http://192.168.1.6:7125 http://192.168.1.6:5000" {
+		t.Errorf("candidates %v", got)
+	}
+	if got := LANCandidates(withLAN); len(got) != 1 || got[0] != "http://192.168.1.5" {
+		t.Errorf("a set LAN URL must be the only candidate: %v", got)
+	}
+}
+
+// TestLANSetWhileServing: lan set through the control socket moves a served printer onto the LAN once the LAN
+// host proved itself, and list shows it; lan clear puts it back on the relay.
+func TestLANSetWhileServing(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, oesim.Options{Printers: []oesim.PrinterOptions{{Name: "Voron", Kind: oesim.KindMoonraker, LAN: true}}})
+	voron := e.sim.Printers()[0]
+	e.add(t, "voron", voron)
+	d, _ := startTestDaemon(t, e, nil, nil, nil)
+	ctl, err := DialControl(context.Background(), d.SocketPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Close()
+	list := func() credstore.PublicRecord {
+		t.Helper()
+		l, err := ctl.List(context.Background())
+		if err != nil || len(l) != 1 {
+			t.Fatalf("list: %v %v", l, err)
+		}
+		return l[0]
+	}
+	if p := list(); p.Route != "relay" || p.ActiveRoute != "relay" {
+		t.Fatalf("without a LAN address: route %q active %q", p.Route, p.ActiveRoute)
+	}
+	pub, err := ctl.SetLAN(context.Background(), "voron", LANRequest{URL: voron.LANURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub.Route != "auto" || pub.LANURL != voron.LANURL {
+		t.Fatalf("after lan set: %+v", pub)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for list().ActiveRoute != "lan" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the printer never went on the LAN: %+v", list())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p := list(); p.LastProof == nil {
+		t.Fatal("no last_proof in the listing")
+	}
+	sts, err := ctl.Status(context.Background(), "voron")
+	if err != nil || len(sts) != 1 {
+		t.Fatalf("status: %v %v", sts, err)
+	}
+	if st := sts[0]; st.Route != "auto" || st.ActiveRoute != "lan" || st.LastProof == nil || !strings.Contains(st.RouteReason, "nonce") {
+		t.Fatalf("status route %q active %q proof %v reason %q", st.Route, st.ActiveRoute, st.LastProof, st.RouteReason)
+	}
+	resp, err := http.Get("http://" + d.PrinterAddr("voron") + "/server/info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	var onLAN bool
+	for _, r := range voron.LANRequests() {
+		onLAN = onLAN || r.Path == "/server/info"
+	}
+	if resp.StatusCode != 200 || !onLAN {
+		t.Fatalf("a request after the proof: %d, on the LAN %v", resp.StatusCode, onLAN)
+	}
+	fams, err := d.metrics.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]float64{}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			labels := ""
+			for _, l := range m.GetLabel() {
+				labels += "," + l.GetName() + "=" + l.GetValue()
+			}
+			seen[f.GetName()+labels] += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	for _, k := range []string{
+		"oeproxy_route_proofs_total,printer=voron,result=ok",
+		"oeproxy_route_switches_total,printer=voron,to=lan",
+		"oeproxy_route_active,printer=voron,route=lan",
+	} {
+		if seen[k] < 1 {
+			t.Errorf("metric %s = %v, want at least 1", k, seen[k])
+		}
+	}
+	if seen["oeproxy_route_bytes_total,direction=out,printer=voron,route=lan"] <= 0 {
+		t.Error("no bytes counted on the LAN route")
+	}
+	if _, err := ctl.SetLAN(context.Background(), "voron", LANRequest{Clear: true}); err != nil {
+		t.Fatal(err)
+	}
+	if p := list(); p.Route != "relay" || p.ActiveRoute != "relay" || p.LANURL != "" {
+		t.Fatalf("after lan clear: %+v", p)
+	}
+	if _, err := ctl.SetLAN(context.Background(), "voron", LANRequest{URL: "ftp://nope"}); err == nil {
+		t.Fatal("a bad LAN URL was accepted")
+	}
+}
+
+// TestInfoCandidates: the Info API's local IP is tried when it moved since the portal's, and never when the user
+// set an address.
+func TestInfoCandidates(t *testing.T) {
+	t.Parallel()
+	h := NewHealth(HealthOptions{Name: "p"})
+	h.info = &appapi.Info{PrinterLocalIP: "192.168.1.77"}
+	moved := credstore.Record{LastKnownLocalIP: "192.168.1.5"}
+	if got := infoCandidates(moved, h); len(got) != 3 || got[0] != "http://192.168.1.77" {
+		t.Errorf("moved: %v", got)
+	}
+	if got := infoCandidates(credstore.Record{LastKnownLocalIP: "192.168.1.77"}, h); got != nil {
+		t.Errorf("same address: %v", got)
+	}
+	if got := infoCandidates(credstore.Record{LANURL: "http://10.0.0.2"}, h); got != nil {
+		t.Errorf("the user's address must win: %v", got)
+	}
+	if got := infoCandidates(moved, nil); got != nil {
+		t.Errorf("no health: %v", got)
+	}
+}
