@@ -131,4 +131,3 @@ func waitDial(t *testing.T, addr string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
