@@ -219,3 +219,18 @@ func doBody(t *testing.T, req *http.Request) (*http.Response, []byte) {
 	}
 	return resp, b
 }
+
+// Without a known limit the upload goes out, the relay stops it with 608, and the slicer gets 413 with the reason.
+func TestFrontUploadRefusedByTheRelay(t *testing.T) {
+	e, p := startFrontSim(t, nil)
+	lim := e.conn.Limits()
+	lim.MaxUploadFileSizeBytes = 1 << 20
+	e.conn.SetLimits(lim)
+	resp, body := doBody(t, prusaSlicerUpload(t, e.local.URL, frontKey, make([]byte, 2<<20), true))
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), "upload limit") {
+		t.Fatalf("%d %s, want 413 naming the upload limit", resp.StatusCode, body)
+	}
+	if len(p.Plugin().Starts()) != 0 {
+		t.Fatal("a refused upload started a print")
+	}
+}
