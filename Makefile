@@ -61,7 +61,7 @@ soak: ## full reliability suite (10-minute load, 10,000 WebSocket cycles and abo
 	set -o pipefail; OEPROXY_SOAK=1 $(GO) test -count=1 -timeout 60m -v ./reliability/ 2>&1 | tee soak.log | grep -E '^(--- |reliability|ok|FAIL)'
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCompletion$$' -fuzztime 10m ./portalflow/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime 10m ./credstore/
-	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime 10m ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime 10m -fuzzminimizetime 10s ./config/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10m ./appapi/
 
 clean: ## remove build output

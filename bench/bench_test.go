@@ -51,6 +51,9 @@ func TestQuickRun(t *testing.T) {
 	}
 	for _, f := range Figures {
 		for _, p := range want {
+			if f.ID == FigRPSAllocs && p != PathOEProxy {
+				continue // only oeproxy tells its allocations
+			}
 			proxyOnly := f.ID == FigIdleWS || f.ID == FigIdleRSS || f.ID == FigStart || f.ID == FigDownloadRSS ||
 				f.ID == FigUploadRSS || f.ID == FigAddP50 || f.ID == FigAddP99 ||
 				f.ID == FigRPSCPU || f.ID == FigDownloadCPU || f.ID == FigUploadCPU || f.ID == FigCamRSSViewer
@@ -65,8 +68,25 @@ func TestQuickRun(t *testing.T) {
 			}
 		}
 	}
+	// The WAN group: every figure of every quick profile on direct, oeproxy and nginx.
+	wanPaths := []string{PathDirect, PathOEProxy}
+	if cfg.Nginx != "" {
+		wanPaths = append(wanPaths, PathNginx)
+	}
+	for _, prof := range cfg.WANProfiles {
+		for _, f := range wanFigures(prof) {
+			for _, p := range wanPaths {
+				if got := len(res.Samples[f.ID][p]); got != cfg.WANRounds {
+					t.Errorf("%s on %s: %d samples, want %d", f.ID, p, got, cfg.WANRounds)
+				}
+			}
+		}
+	}
+	if res.LinkMethod == "" {
+		t.Error("the WAN group ran without saying how the link was simulated")
+	}
 	md := res.Markdown()
-	for _, s := range []string{"| figure |", "oeproxy/direct", "## Machine", res.Machine.GoVersion} {
+	for _, s := range []string{"| figure |", "oeproxy/direct", "## Machine", res.Machine.GoVersion, "## Over a WAN link", "- the link:"} {
 		if !strings.Contains(md, s) {
 			t.Errorf("RESULTS markdown lacks %q", s)
 		}
@@ -83,20 +103,25 @@ func TestQuickRun(t *testing.T) {
 	}
 }
 
-// ReadCPU sees this process's own CPU time grow while it spins.
+// ReadCPU sees this process's own CPU time grow while it spins. The spin lasts until the growth shows (a shared
+// machine may give this process little of its wall time), not for a fixed time.
 func TestReadCPU(t *testing.T) {
 	c0, err := ReadCPU(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for end := time.Now().Add(200 * time.Millisecond); time.Now().Before(end); {
+	var d time.Duration
+	for deadline := time.Now().Add(20 * time.Second); d < 50*time.Millisecond && time.Now().Before(deadline); {
+		for end := time.Now().Add(20 * time.Millisecond); time.Now().Before(end); {
+		}
+		c1, err := ReadCPU(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		d = c1 - c0
 	}
-	c1, err := ReadCPU(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := c1 - c0; d < 100*time.Millisecond || d > 10*time.Second {
-		t.Errorf("200 ms of spinning counted as %v of CPU", d)
+	if d < 50*time.Millisecond || d > time.Minute {
+		t.Errorf("spinning for up to 20 s counted as %v of CPU", d)
 	}
 	if _, err := ReadCPU(1 << 30); err == nil {
 		t.Error("no error for a pid that does not exist")

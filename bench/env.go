@@ -25,11 +25,25 @@ type Env struct {
 	Dir string
 	// CAFile is the sim's CA in PEM, for oeproxy (tls.ca_file) and nginx (proxy_ssl_trusted_certificate).
 	CAFile string
+	// RelayAddr is where every path dials the relay: Sim.Addr on loopback, or the near end of a simulated WAN
+	// link (Link) in front of it.
+	RelayAddr string
 }
 
 // StartEnv starts the sim with the origin as a generic printer and connects it. Limits are lifted so that GiB
 // transfers and long streams are not cut by the sim's model of OctoEverywhere's account limits.
-func StartEnv(ctx context.Context) (*Env, error) {
+func StartEnv(ctx context.Context) (*Env, error) { return StartEnvWith(ctx, EnvOptions{}) }
+
+// EnvOptions change how the sim is reached.
+type EnvOptions struct {
+	// Listener is where the sim serves (oesim.Options.Listener): inside a network namespace behind a link.
+	Listener net.Listener
+	// HTTP2 makes the relay offer h2 in ALPN (oesim.Options.HTTP2).
+	HTTP2 bool
+}
+
+// StartEnvWith is StartEnv with options.
+func StartEnvWith(ctx context.Context, eo EnvOptions) (*Env, error) {
 	dir, err := os.MkdirTemp("", "oeproxy-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("bench: scratch directory: %w", err)
@@ -47,13 +61,15 @@ func StartEnv(ctx context.Context) (*Env, error) {
 			MaxUploadFileSizeBytes:      1 << 42,
 			MaxSingleWebcamStreamLength: 24 * time.Hour,
 		},
-		TempDir: spool,
+		TempDir:  spool,
+		Listener: eo.Listener,
+		HTTP2:    eo.HTTP2,
 	})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("bench: start oesim: %w", err)
 	}
-	e := &Env{Sim: sim, Origin: origin, Dir: dir, CAFile: filepath.Join(dir, "oesim-ca.pem")}
+	e := &Env{Sim: sim, Origin: origin, Dir: dir, CAFile: filepath.Join(dir, "oesim-ca.pem"), RelayAddr: sim.Addr}
 	e.Conn = sim.Connect(sim.Printers()[0])
 	e.Creds = e.Conn.Credentials()
 	if err := os.WriteFile(e.CAFile, sim.CACertPEM, 0o644); err != nil {
@@ -91,15 +107,17 @@ func (e *Env) CompletionURL() string {
 	return e.Sim.PortalURL + "complete?" + q.Encode()
 }
 
-// directTransport reaches the relay as a client that knows the credential: it dials Sim.Addr for the app host,
+// directTransport reaches the relay as a client that knows the credential: it dials RelayAddr for the app host,
 // keeping SNI and verifying the sim's certificate.
 func (e *Env) directTransport(conns int) *http.Transport {
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	return &http.Transport{
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, network, e.Sim.Addr)
+			return d.DialContext(ctx, network, e.RelayAddr)
 		},
-		TLSClientConfig:     &tls.Config{RootCAs: e.Sim.RootCAs, MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(conns)},
+		TLSClientConfig: &tls.Config{RootCAs: e.Sim.RootCAs, MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(conns)},
+		// As a browser or an app: HTTP/2 when the relay offers it (a WebSocket dial asks for HTTP/1.1 itself).
+		Protocols:           h1h2(),
 		DisableCompression:  true,
 		MaxIdleConns:        conns,
 		MaxIdleConnsPerHost: conns,
@@ -107,6 +125,13 @@ func (e *Env) directTransport(conns int) *http.Transport {
 		ReadBufferSize:      64 << 10,
 		WriteBufferSize:     64 << 10,
 	}
+}
+
+func h1h2() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetHTTP2(true)
+	return p
 }
 
 // localTransport reaches a local proxy over plain HTTP.

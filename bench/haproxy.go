@@ -65,7 +65,7 @@ func NewHAProxy(bin string, e *Env) (*HAProxy, error) {
 	}
 	h := &HAProxy{Bin: bin, Dir: dir, Port: port}
 	if err := writeConfig(haproxyConf, map[string]any{
-		"Port": port, "Relay": e.Sim.Addr, "AppHost": e.Creds.Host, "Auth": e.BasicAuth(), "CA": e.CAFile,
+		"Port": port, "Relay": e.RelayAddr, "AppHost": e.Creds.Host, "Auth": e.BasicAuth(), "CA": e.CAFile,
 	}, h.config()); err != nil {
 		return nil, err
 	}

@@ -84,7 +84,7 @@ func NewNginx(bin string, e *Env) (*Nginx, error) {
 		return nil, err
 	}
 	if err := writeConfig(nginxConf, map[string]any{
-		"Root": os.Geteuid() == 0, "Prefix": prefix, "Port": port, "Relay": e.Sim.Addr,
+		"Root": os.Geteuid() == 0, "Prefix": prefix, "Port": port, "Relay": e.RelayAddr,
 		"AppHost": e.Creds.Host, "Auth": e.BasicAuth(), "CA": e.CAFile,
 	}, filepath.Join(prefix, "nginx.conf")); err != nil {
 		return nil, err

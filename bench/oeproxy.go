@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -56,6 +57,8 @@ type OEProxy struct {
 	Bin  string
 	Dir  string // data dir and log live here
 	Port int
+	// AdminPort is the admin listener's port (its /metrics gives the Go runtime's allocation count).
+	AdminPort int
 	// LogFile receives the daemon's stderr (JSON logs), appended across restarts.
 	LogFile string
 	env     []string
@@ -72,16 +75,20 @@ func NewOEProxy(ctx context.Context, bin string, e *Env) (*OEProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &OEProxy{Bin: bin, Dir: dir, Port: port, LogFile: filepath.Join(dir, "oeproxy.log")}
+	admin, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	o := &OEProxy{Bin: bin, Dir: dir, Port: port, AdminPort: admin, LogFile: filepath.Join(dir, "oeproxy.log")}
 	o.env = append(cleanEnv(),
 		"XDG_CONFIG_HOME="+filepath.Join(dir, "cfg"), // no user config file
 		"OEPROXY_DATA_DIR="+filepath.Join(dir, "data"),
-		"OEPROXY_OCTOEVERYWHERE_CONNECT_TO="+e.Sim.Addr,
+		"OEPROXY_OCTOEVERYWHERE_CONNECT_TO="+e.RelayAddr,
 		"OEPROXY_TLS_CA_FILE="+e.CAFile,
 		"OEPROXY_OCTOEVERYWHERE_RELAY_DOMAIN="+e.Sim.Domain,
 		"OEPROXY_OCTOEVERYWHERE_API_URL="+e.Sim.APIURL,
 		"OEPROXY_OCTOEVERYWHERE_PORTAL_URL="+e.Sim.PortalURL,
-		"OEPROXY_ADMIN_LISTEN=127.0.0.1:0",
+		"OEPROXY_ADMIN_LISTEN=127.0.0.1:"+strconv.Itoa(admin),
 		"OEPROXY_LISTEN_PORT_BASE="+strconv.Itoa(port),
 		"OEPROXY_LOG_FORMAT=json",
 		"OEPROXY_LOG_LEVEL=info",
@@ -95,6 +102,25 @@ func NewOEProxy(ctx context.Context, bin string, e *Env) (*OEProxy, error) {
 		return nil, fmt.Errorf("bench: oeproxy connect: %w\n%s", err, redact(out.String(), e.Secrets()))
 	}
 	return o, nil
+}
+
+// Mallocs reads go_memstats_mallocs_total, the heap objects the serve process allocated so far, from /metrics.
+func (o *OEProxy) Mallocs() (float64, error) {
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(o.AdminPort) + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "go_memstats_mallocs_total "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("bench: oeproxy's /metrics has no go_memstats_mallocs_total (%s)", resp.Status)
 }
 
 // Addr is the printer's local address.

@@ -27,6 +27,9 @@ type Path struct {
 	WrkArgs []string
 	// Proc is the proxy process measured for memory; nil on the direct path.
 	Proc Process
+	// NewTransport makes a transport like Transport with no connection open yet and a browser's limit of conns
+	// connections per host: a new visit, for the WAN figures.
+	NewTransport func(conns int) *http.Transport
 }
 
 // Process is a proxy running as child process(es).
@@ -53,6 +56,14 @@ func (p *Path) newRequest(method, pathAndQuery string) (*http.Request, error) {
 }
 
 func (p *Path) client() *http.Client { return &http.Client{Transport: p.Transport} }
+
+// fresh is p with a new transport of at most conns connections, none open: a client that has not talked to the
+// path yet (or long enough ago that its connections closed). Close the transport's idle connections after use.
+func (p *Path) fresh(conns int) *Path {
+	q := *p
+	q.Transport = p.NewTransport(conns)
+	return &q
+}
 
 // memory sums the memory of the path's processes; ok is false on the direct path.
 func (p *Path) memory() (Memory, bool, error) {
@@ -96,8 +107,13 @@ func (e *Env) DirectPath(conns int) *Path {
 		BaseURL:   e.Creds.URL,
 		Header:    http.Header{"Authorization": {e.BasicAuth()}},
 		Transport: e.directTransport(conns),
-		WrkURL:    "https://" + e.Sim.Addr,
-		WrkArgs:   []string{"-H", "Host: " + e.Creds.Host, "-H", "Authorization: " + e.BasicAuth()},
+		NewTransport: func(n int) *http.Transport {
+			t := e.directTransport(n)
+			t.MaxConnsPerHost = n
+			return t
+		},
+		WrkURL:  "https://" + e.RelayAddr,
+		WrkArgs: []string{"-H", "Host: " + e.Creds.Host, "-H", "Authorization: " + e.BasicAuth()},
 	}
 }
 
@@ -108,7 +124,12 @@ func localPath(name, addr string, proc Process, conns int) *Path {
 		BaseURL:   "http://" + addr,
 		Header:    http.Header{},
 		Transport: localTransport(conns),
-		WrkURL:    "http://" + addr,
-		Proc:      proc,
+		NewTransport: func(n int) *http.Transport {
+			t := localTransport(n)
+			t.MaxConnsPerHost = n
+			return t
+		},
+		WrkURL: "http://" + addr,
+		Proc:   proc,
 	}
 }

@@ -39,6 +39,7 @@ const (
 	FigIdleRSS      = "idle_rss"
 	FigStart        = "start"
 	FigRPSCPU       = "get_cpu"
+	FigRPSAllocs    = "get_allocs"
 	FigDownloadCPU  = "download_cpu"
 	FigUploadCPU    = "upload_cpu"
 	FigDripFirst    = "drip_first_byte"
@@ -93,6 +94,7 @@ var Figures = []Figure{
 			return o >= n, ok1 && ok2
 		}},
 	{ID: FigRPSCPU, Label: "small GET: proxy CPU per request", Unit: "µs", Digits: 0, NoRatio: true},
+	{ID: FigRPSAllocs, Label: "small GET: proxy heap allocations per request (oeproxy's go_memstats_mallocs_total)", Unit: "", Digits: 0, NoRatio: true},
 	{ID: FigP50, Label: "small GET p50, open loop", Unit: "ms", Digits: 3},
 	{ID: FigP99, Label: "small GET p99, open loop", Unit: "ms", Digits: 3},
 	{ID: FigAddP50, Label: "small GET added p50 (vs direct)", Unit: "ms", Digits: 3, NoRatio: true, Target: "≤ nginx", Judge: lessOrEqualNginx(FigAddP50)},
@@ -133,8 +135,20 @@ type Results struct {
 	Started  time.Time
 	Duration time.Duration
 
+	// LinkMethod is how the WAN link was simulated (LinkNetem or LinkGoFront); NetemWhyNot says why not netem.
+	LinkMethod, NetemWhyNot string
+
 	oeproxyLog   string
 	secretsInLog int
+}
+
+// allFigures are the loopback figures and the WAN ones of the run's profiles.
+func (r *Results) allFigures() []Figure {
+	figs := slices.Clone(Figures)
+	for _, p := range r.Config.WANProfiles {
+		figs = append(figs, wanFigures(p)...)
+	}
+	return figs
 }
 
 func newResults(cfg Config) *Results {
@@ -179,7 +193,7 @@ type Verdict struct {
 // Verdicts judges every figure that has a target and enough data.
 func (r *Results) Verdicts() []Verdict {
 	var out []Verdict
-	for _, f := range Figures {
+	for _, f := range r.allFigures() {
 		if f.Judge == nil {
 			continue
 		}
@@ -231,11 +245,44 @@ func (r *Results) overlap(fig, a, b string) bool {
 	return slices.Min(xa) <= slices.Max(xb) && slices.Min(xb) <= slices.Max(xa)
 }
 
-// Table renders the markdown table of medians (min–max), ratios, targets and verdicts.
-func (r *Results) Table() string {
+// Table renders the markdown table of the loopback figures: medians (min–max), ratios, targets and verdicts.
+func (r *Results) Table() string { return r.tableOf(Figures) }
+
+// WANTables renders one table per WAN profile that has samples, each under a heading naming the profile.
+func (r *Results) WANTables() string {
 	var b strings.Builder
-	hasNginx := slices.Contains(r.Paths, PathNginx)
-	hasHAProxy := slices.Contains(r.Paths, PathHAProxy)
+	for _, p := range r.Config.WANProfiles {
+		figs := wanFigures(p)
+		if !r.hasSamples(figs) {
+			continue
+		}
+		fmt.Fprintf(&b, "### WAN: %s\n\n%s\n", p.Name, r.tableOf(figs))
+	}
+	return b.String()
+}
+
+func (r *Results) hasSamples(figs []Figure) bool {
+	for _, f := range figs {
+		if len(r.Samples[f.ID]) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Results) hasPath(figs []Figure, path string) bool {
+	for _, f := range figs {
+		if len(r.Samples[f.ID][path]) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Results) tableOf(figs []Figure) string {
+	var b strings.Builder
+	hasNginx := r.hasPath(figs, PathNginx)
+	hasHAProxy := r.hasPath(figs, PathHAProxy)
 	b.WriteString("| figure | unit | direct | oeproxy |")
 	if hasNginx {
 		b.WriteString(" nginx |")
@@ -263,7 +310,7 @@ func (r *Results) Table() string {
 	for _, v := range r.Verdicts() {
 		verdicts[v.Figure.ID] = v.Met
 	}
-	for _, f := range Figures {
+	for _, f := range figs {
 		if len(r.Samples[f.ID]) == 0 {
 			continue
 		}
@@ -284,7 +331,8 @@ func (r *Results) Table() string {
 			if met {
 				verdict = "met"
 			}
-			if strings.Contains(f.Target, "nginx") && r.overlap(f.ID, PathOEProxy, PathNginx) {
+			if strings.Contains(f.Target, "nginx") && r.overlap(f.ID, PathOEProxy, PathNginx) ||
+				strings.Contains(f.Target, "direct") && !strings.Contains(f.Target, "nginx") && r.overlap(f.ID, PathOEProxy, PathDirect) {
 				verdict += " (ranges overlap)"
 			}
 		} else if f.Target != "" {
@@ -345,6 +393,10 @@ func (r *Results) Markdown() string {
 	fmt.Fprintf(&b, "## Results\n\nMedian over rounds (min–max). Ratios are of medians. \"ranges overlap\": the min–max ranges of oeproxy and\n"+
 		"nginx overlap, so that verdict is within this machine's run-to-run noise. The p99 figures are dominated by the\n"+
 		"shared relay and client process (Go GC and scheduling on the same cores); added p99 has no significant sign.\n\n%s\n", r.Table())
+	if w := r.WANTables(); w != "" {
+		b.WriteString("## Over a WAN link\n\nThe relay behind a simulated link (method below), the client and the proxies on this side of it, as a\n" +
+			"user's laptop and oeproxy are. Median over rounds (min–max).\n\n" + w)
+	}
 	fmt.Fprintf(&b, "%s\n\n", r.Summary())
 	fmt.Fprintf(&b, "## Method\n\n")
 	tool := "wrk (`-t1`)"
@@ -364,6 +416,9 @@ func (r *Results) Markdown() string {
 	fmt.Fprintf(&b, "- Webcam: one viewer of /webcam/stream, then %d more; relay streams are the stream requests the origin answered; RSS per extra viewer is the proxy's RSS growth after the others joined, divided by their number; snapshot p50 is 20 sequential /webcam/snapshot requests while the viewers watch (oeproxy answers them from the stream's newest frame, the others ask the relay); the cut gap is the longest time without a frame for one viewer while the relay ends every stream after %s, over 3 cuts (a stream that ended counts to the end of the window).\n",
 		c.MJPEGViewers-1, c.WebcamCut)
 	b.WriteString("- idle RSS: VmRSS one second after start (after the first request); start: from exec to the first request answered 200 through the proxy (includes the TLS handshake to the relay).\n")
+	if r.hasSamples(r.allFigures()[len(Figures):]) {
+		fmt.Fprintf(&b, "\nWAN group (%d round(s) per profile):\n\n%s", c.WANRounds, r.wanMethod())
+	}
 	if len(r.Errors) > 0 {
 		b.WriteString("\n## Errors\n\n")
 		for _, e := range r.Errors {

@@ -37,6 +37,14 @@ type Config struct {
 	DripBytes    int // bytes of the trickling Content-Length answer, one per DripInterval
 	DripInterval time.Duration
 
+	// The WAN group: the relay behind each of WANProfiles, WANRounds rounds, each after WANIdle without traffic.
+	WANProfiles      []LinkProfile
+	WANRounds        int
+	WANIdle          time.Duration
+	WANTransferBytes int64
+	WANPageScale     float64 // the page's sizes are mainsailAssets times this
+	WANWSRoundTrips  int
+
 	// Wrk is wrk's path ("" = the Go closed-loop client); Nginx and HAProxy are the peers' paths ("" = no such
 	// path). The targets are judged against nginx; HAProxy is shown beside it.
 	Wrk, Nginx, HAProxy string
@@ -44,11 +52,16 @@ type Config struct {
 	OEProxyBin string
 	// Log receives progress lines (nil: discarded).
 	Log io.Writer
-	// Only, when not empty, limits the run to these groups: start, transfer, get, drip, ws, mjpeg, webcam, idlews.
+	// Only, when not empty, limits the run to these groups: start, transfer, get, drip, ws, mjpeg, webcam, idlews, wan.
 	Only []string
 }
 
 func (c Config) runs(group string) bool { return len(c.Only) == 0 || slices.Contains(c.Only, group) }
+
+// loopback says whether any loopback group runs (not only the WAN group).
+func (c Config) loopback() bool {
+	return len(c.Only) == 0 || slices.ContainsFunc(c.Only, func(g string) bool { return g != "wan" })
+}
 
 // FullConfig is `make bench`: the full sizes (1 GiB transfers, 1,000 idle WebSockets, 10 viewers), 5 rounds.
 func FullConfig() Config {
@@ -61,6 +74,8 @@ func FullConfig() Config {
 		MJPEGViewers: 10, MJPEGDuration: 5 * time.Second, MJPEGInterval: 100 * time.Millisecond, MJPEGFrameBytes: 48 << 10,
 		WebcamCut: 2 * time.Second,
 		DripBytes: 10, DripInterval: 200 * time.Millisecond,
+		WANProfiles: WANProfiles, WANRounds: 2, WANIdle: 90 * time.Second, WANTransferBytes: 50 << 20, WANPageScale: 1,
+		WANWSRoundTrips: 20,
 	}
 }
 
@@ -75,6 +90,8 @@ func QuickConfig() Config {
 		MJPEGViewers: 2, MJPEGDuration: time.Second, MJPEGInterval: 50 * time.Millisecond, MJPEGFrameBytes: 16 << 10,
 		WebcamCut: 500 * time.Millisecond,
 		DripBytes: 5, DripInterval: 100 * time.Millisecond,
+		WANProfiles: QuickWANProfiles, WANRounds: 1, WANIdle: 200 * time.Millisecond, WANTransferBytes: 1 << 20, WANPageScale: 0.25,
+		WANWSRoundTrips: 5,
 	}
 }
 
@@ -139,12 +156,15 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}()
 
 	for round := range cfg.Rounds {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || !cfg.loopback() {
 			break
 		}
 		order := rotate(paths, round)
 		logf("round %d/%d: %s", round+1, cfg.Rounds, names(order))
 		runRound(ctx, cfg, env, order, round, res, logf)
+	}
+	if cfg.runs("wan") && len(cfg.WANProfiles) > 0 {
+		runWAN(ctx, cfg, bin, res, logf)
 	}
 	res.secretsInLog = searchSecrets(oe.LogFile, env.Secrets())
 	res.finish()
@@ -245,10 +265,21 @@ func runRound(ctx context.Context, cfg Config, env *Env, order []*Path, round in
 			break
 		}
 		cpu := p.startCPU()
+		oe, isOE := p.Proc.(*OEProxy)
+		var m0 float64
+		var merr error
+		if isOE {
+			m0, merr = oe.Mallocs()
+		}
 		v, tool, err := smallGETRate(ctx, cfg.Wrk, p, cfg.SmallConns, cfg.SmallDuration)
 		res.RateTool = tool
 		if c, ok := cpu(); ok && err == nil && v > 0 {
 			res.add(FigRPSCPU, p.Name, float64(c.Microseconds())/(v*cfg.SmallDuration.Seconds()))
+			if isOE && merr == nil {
+				if m1, err := oe.Mallocs(); err == nil {
+					res.add(FigRPSAllocs, p.Name, (m1-m0)/(v*cfg.SmallDuration.Seconds()))
+				}
+			}
 		}
 		if err != nil {
 			fail(FigRPS, p.Name, err)

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -129,7 +130,7 @@ var defaults = map[string]any{
 	"shutdown_grace":                 "30s",
 	"websocket.ping_interval":        "30s",
 	"websocket.max_message_bytes":    int64(64 << 20),
-	"route":                          "relay",
+	"route":                          "auto",
 	"webcam.share_streams":           true,
 	"webcam.continue_streams":        true,
 	"webcam.linger":                  "3s",
@@ -186,6 +187,10 @@ type LoadOptions struct {
 	Environ func() []string
 	// Home overrides the home directory (tests).
 	Home string
+
+	// content, when set, is File's content: the fuzz target loads thousands of configs a second without
+	// touching the disk.
+	content []byte
 }
 
 // Loaded is the result of Load: the config and where it came from.
@@ -238,19 +243,32 @@ func Load(o LoadOptions) (*Loaded, error) {
 	for _, kv := range environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(name, "OEPROXY_") && !known[name] && !envNotKeys[name] {
-			problems = append(problems, fmt.Sprintf("%s: unknown environment variable (every key's variable is OEPROXY_ + the key with . as _, e.g. OEPROXY_LISTEN_HOST)", name))
+			msg := fmt.Sprintf("%s: unknown environment variable", name)
+			if s := closestEnv(name); s != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", s)
+			} else {
+				msg += " (every key's variable is OEPROXY_ + the key with . as _, e.g. OEPROXY_LISTEN_HOST)"
+			}
+			problems = append(problems, msg)
 		}
 	}
 
-	file, err := findFile(o.File, getenv, home)
-	if err != nil {
-		return nil, err
+	file, content := o.File, o.content
+	var err error
+	if content == nil {
+		if file, err = findFile(o.File, getenv, home); err != nil {
+			return nil, err
+		}
+		if file != "" {
+			if content, err = os.ReadFile(file); err != nil {
+				return nil, fmt.Errorf("read config file %s: %w (check its permissions or point --config elsewhere)", file, err)
+			}
+		}
 	}
 	if file != "" {
 		fv := viper.New()
-		fv.SetConfigFile(file)
 		fv.SetConfigType("yaml")
-		if err := fv.ReadInConfig(); err != nil {
+		if err := fv.ReadConfig(bytes.NewReader(content)); err != nil {
 			return nil, fmt.Errorf("read config file %s: %w (fix the YAML or point --config elsewhere)", file, err)
 		}
 		problems = append(problems, unknownKeys(fv.AllKeys(), file)...)
@@ -272,6 +290,7 @@ func Load(o LoadOptions) (*Loaded, error) {
 		}
 	}
 
+	problems = append(problems, readTyped(v.Get, v.Set)...)
 	var c Config
 	dec := &mapstructure.DecoderConfig{
 		Result:           &c,
@@ -412,6 +431,20 @@ func unknownKeys(keys []string, file string) []string {
 	return out
 }
 
+// closestEnv returns the variable of the known key nearest to name, if near enough to be a likely typo.
+func closestEnv(name string) string {
+	best, bestD := "", 1<<30
+	for _, k := range Keys() {
+		if d := editDistance(name, EnvName(k)); d < bestD {
+			best, bestD = EnvName(k), d
+		}
+	}
+	if bestD <= max(2, (len(name)-len("OEPROXY_"))/4) {
+		return best
+	}
+	return ""
+}
+
 // closest returns the known key nearest to k by edit distance, if near enough to be a likely typo.
 func closest(k string) string {
 	best, bestD := "", 1<<30
@@ -461,7 +494,10 @@ func (c *Config) problems() []string {
 		add("listen.port_base", c.Listen.PortBase, "a TCP port 1..65535")
 	}
 	for _, h := range c.Listen.AllowedHosts {
-		if h == "" || strings.ContainsAny(h, "/ ") {
+		switch {
+		case strings.Contains(h, "*"):
+			add("listen.allowed_hosts", h, "name each host (printer.lan, printer.lan:5001): wildcards are not supported, since a page on any host that resolves to this machine could then drive the printer")
+		case h == "" || strings.ContainsAny(h, "/ "):
 			add("listen.allowed_hosts", h, "host names or host:port values")
 		}
 	}
@@ -509,11 +545,9 @@ func (c *Config) problems() []string {
 		add("websocket.max_message_bytes", c.WebSocket.MaxMessageBytes, "at least 1024 bytes")
 	}
 	switch c.Route {
-	case "relay":
-	case "lan", "auto":
-		add("route", c.Route, "relay (lan and auto are reserved for a later release)")
+	case "relay", "lan", "auto":
 	default:
-		add("route", c.Route, "relay")
+		add("route", c.Route, "relay, lan or auto")
 	}
 	if c.Webcam.Linger < 0 || c.Webcam.Linger > 10*time.Minute {
 		add("webcam.linger", c.Webcam.Linger, "a duration from 0s to 10m, e.g. 3s")

@@ -37,6 +37,7 @@ func Example() {
 		BasicPassword: "password",
 		AppAPIToken:   "token",
 		PrinterName:   "Prusa MK4",
+		Route:         credstore.RouteRelay, // empty: the config key route
 		CreatedAt:     time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
 	})
 	if err != nil {
@@ -63,6 +64,7 @@ func Example() {
 	//   "port": 5001,
 	//   "local_url": "http://127.0.0.1:5001",
 	//   "route": "relay",
+	//   "active_route": "none",
 	//   "printer_name": "Prusa MK4",
 	//   "app_connection_id": "c0ffee",
 	//   "relay_host": "app-0123456789abcdefghijklmnopqrstuv.octoeverywhere.com",

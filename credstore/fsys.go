@@ -25,7 +25,7 @@ func checkDataDir(dir string, create, allowSymlinks bool) error {
 		fi, err = os.Lstat(dir)
 	}
 	if err != nil {
-		return fmt.Errorf("checking the data directory %s: %w", dir, err)
+		return lookErr(dir, err)
 	}
 	if fi.Mode()&fs.ModeSymlink != 0 {
 		if !allowSymlinks && !trustedLink(dir, fi) {
@@ -71,6 +71,25 @@ func trustedLink(path string, fi fs.FileInfo) bool {
 	}
 	parent, err := os.Stat(filepath.Dir(path))
 	return err == nil && ok(ownerOf(parent)) && parent.Mode().Perm()&0o022 == 0
+}
+
+// lookErr explains a data directory that cannot even be looked at: a directory on its path belongs to another
+// user who does not let others in (a service's /var/lib/oeproxy, another user's home).
+func lookErr(dir string, err error) error {
+	if !errors.Is(err, fs.ErrPermission) || !checkPerms {
+		return fmt.Errorf("checking the data directory %s: %w", dir, err)
+	}
+	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
+		if fi, serr := os.Stat(p); serr == nil {
+			owner := ownerOf(fi)
+			return newErr(ErrUnsafe, err, fmt.Sprintf("cannot look into the data directory %s: %s belongs to %s (mode %04o) "+
+				"and you (%s) may not enter it: run the command as its owner (`sudo -u %s oeproxy ...`), or choose a "+
+				"directory of your own with --data-dir", dir, p, userName(owner), fi.Mode().Perm(), userName(euid()), loginName(owner)))
+		}
+		if filepath.Dir(p) == p {
+			return fmt.Errorf("checking the data directory %s: %w", dir, err)
+		}
+	}
 }
 
 // mkdirErr explains a data directory that cannot be created, naming who owns the directory in the way.

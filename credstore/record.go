@@ -17,7 +17,8 @@ import (
 // associated data.
 const SchemaVersion = 1
 
-// Routes a record may name. An empty Route is stored as RouteRelay.
+// Routes a record may name. An empty Route means "the config key route" (auto unless set otherwise); records
+// stored before LAN routing say relay and keep it.
 const (
 	RouteRelay = "relay"
 	RouteLAN   = "lan"
@@ -40,7 +41,8 @@ type Record struct {
 	LastKnownLocalIP     string
 	PrinterID            string // OctoEverywhere printer ID, when known
 	Port                 int    // local port, unique; 0 in Put means "the next free one"
-	Route                string // relay, lan or auto
+	Route                string // relay, lan or auto; empty: the config key route
+	LANURL               string // the printer's LAN address set by the user (connect --printer-url, lan set); empty: none
 	CreatedAt            time.Time
 	WebhookURL           string
 	WebhookEvents        []int
@@ -65,10 +67,15 @@ var Platforms = []string{"octoprint", "moonraker", "prusalink", "bambu", "elegoo
 
 // PublicRecord is the view of a Record that may be shown or printed (`oeproxy list --json`). It holds no secret.
 type PublicRecord struct {
-	Name               string     `json:"name"`
-	Port               int        `json:"port"`
-	LocalURL           string     `json:"local_url"`
-	Route              string     `json:"route"`
+	Name     string `json:"name"`
+	Port     int    `json:"port"`
+	LocalURL string `json:"local_url"`
+	Route    string `json:"route"`
+	// ActiveRoute is the route in use now (lan or relay), as the running daemon decides it; "none" when no daemon
+	// runs. LANURL is the LAN address set by the user, LastProof when the daemon last checked it.
+	ActiveRoute        string     `json:"active_route"`
+	LANURL             string     `json:"lan_url,omitempty"`
+	LastProof          *time.Time `json:"last_proof,omitempty"`
 	PrinterName        string     `json:"printer_name"`
 	AppConnectionID    string     `json:"app_connection_id"`
 	RelayHost          string     `json:"relay_host"`
@@ -84,6 +91,10 @@ type PublicRecord struct {
 	// Damaged is set, with what to do, for a stored record that cannot be read (Name is its stand-in, Port 0);
 	// absent otherwise.
 	Damaged string `json:"damaged,omitempty"`
+	// Served says whether the running daemon serves the printer's port (absent without a daemon); NotServed
+	// says why not.
+	Served    *bool  `json:"served,omitempty"`
+	NotServed string `json:"not_served,omitempty"`
 }
 
 // Public is the listing entry of a damaged record.
@@ -104,6 +115,8 @@ func (r Record) PublicWithHost(host string) PublicRecord {
 		Port:               r.Port,
 		LocalURL:           "http://" + net.JoinHostPort(host, strconv.Itoa(r.Port)),
 		Route:              r.Route,
+		ActiveRoute:        "none",
+		LANURL:             r.LANURL,
 		PrinterName:        r.PrinterName,
 		AppConnectionID:    r.ConnectionID,
 		RelayHost:          relayHost(r.URL),
@@ -159,8 +172,8 @@ func Slug(name string) string {
 			}
 			dash = false
 			b.WriteRune(c)
-			if b.Len() >= maxNameLen {
-				return strings.TrimRight(b.String()[:maxNameLen], "-")
+			if b.Len() >= MaxNameLen {
+				return strings.TrimRight(b.String()[:MaxNameLen], "-")
 			}
 		default:
 			dash = true
@@ -172,20 +185,26 @@ func Slug(name string) string {
 	return b.String()
 }
 
-const maxNameLen = 63
+// MaxNameLen is the longest printer name: a DNS-label-sized slug, so it fits in URLs, command lines and logs.
+const MaxNameLen = 63
 
-// ValidateName reports whether name can name a printer: 1 to 63 characters of a-z, 0-9, '-' and '_', starting
-// with a letter or digit (it appears in URLs, command lines and file-free logs unquoted).
+// ValidateName is the one rule for a printer's local name, applied by connect, rename, the daemon and the store:
+// 1 to 63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit (it appears in URLs, command
+// lines and logs unquoted). Every name Slug makes passes.
 func ValidateName(name string) error {
-	ok := len(name) > 0 && len(name) <= maxNameLen
+	if len(name) > MaxNameLen {
+		return newErr(ErrInvalid, nil, fmt.Sprintf("name %q is %d characters: too long (max %d; for example %q)",
+			name, len(name), MaxNameLen, Slug(name)))
+	}
+	ok := len(name) > 0
 	for i := 0; ok && i < len(name); i++ {
 		c := name[i]
 		alnum := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
 		ok = alnum || i > 0 && (c == '-' || c == '_')
 	}
 	if !ok {
-		return newErr(ErrInvalid, nil, fmt.Sprintf("invalid printer name %q: use 1 to %d characters of a-z, 0-9, '-' "+
-			"and '_', starting with a letter or digit (for example %q)", name, maxNameLen, Slug(name)))
+		return newErr(ErrInvalid, nil, fmt.Sprintf("name %q may use only lower-case letters, digits, '-' and '_', "+
+			"starting with a letter or digit (try %q)", name, Slug(name)))
 	}
 	return nil
 }
@@ -199,7 +218,7 @@ func (r *Record) validate() error {
 		return newErr(ErrInvalid, nil, fmt.Sprintf("printer %q: port %d is outside 1..65535", r.Name, r.Port))
 	}
 	switch r.Route {
-	case RouteRelay, RouteLAN, RouteAuto:
+	case "", RouteRelay, RouteLAN, RouteAuto:
 	default:
 		return newErr(ErrInvalid, nil, fmt.Sprintf("printer %q: route %q is not one of relay, lan, auto", r.Name, r.Route))
 	}
@@ -232,6 +251,7 @@ type diskRecord struct {
 	PrinterID            string    `json:"pid,omitempty"`
 	Port                 int       `json:"port"`
 	Route                string    `json:"route"`
+	LANURL               string    `json:"lan,omitempty"`
 	CreatedAt            time.Time `json:"ct"`
 	WebhookURL           string    `json:"wu,omitempty"`
 	WebhookEvents        []int     `json:"we,omitempty"`
@@ -254,7 +274,7 @@ func encodeRecord(r Record) ([]byte, error) {
 		AppAPIToken: r.AppAPIToken, OctoPrintAPIKey: r.OctoPrintAPIKey,
 		PrinterName: r.PrinterName, UserPrinterAccessURL: r.UserPrinterAccessURL,
 		LastKnownLocalIP: r.LastKnownLocalIP, PrinterID: r.PrinterID,
-		Port: r.Port, Route: r.Route, CreatedAt: r.CreatedAt,
+		Port: r.Port, Route: r.Route, LANURL: r.LANURL, CreatedAt: r.CreatedAt,
 		WebhookURL: r.WebhookURL, WebhookEvents: r.WebhookEvents, WebhookSetAt: r.WebhookSetAt,
 		Platform: r.Platform, FrontAPIKey: r.FrontAPIKey, MQTTPort: r.MQTTPort, LoopbackIP: r.LoopbackIP,
 		MQTTTLS: r.MQTTTLS,
@@ -282,7 +302,7 @@ func decodeRecord(plain []byte) (Record, error) {
 		AppAPIToken: d.AppAPIToken, OctoPrintAPIKey: d.OctoPrintAPIKey,
 		PrinterName: d.PrinterName, UserPrinterAccessURL: d.UserPrinterAccessURL,
 		LastKnownLocalIP: d.LastKnownLocalIP, PrinterID: d.PrinterID,
-		Port: d.Port, Route: d.Route, CreatedAt: d.CreatedAt,
+		Port: d.Port, Route: d.Route, LANURL: d.LANURL, CreatedAt: d.CreatedAt,
 		WebhookURL: d.WebhookURL, WebhookEvents: d.WebhookEvents, WebhookSetAt: d.WebhookSetAt,
 		Platform: d.Platform, FrontAPIKey: d.FrontAPIKey, MQTTPort: d.MQTTPort, LoopbackIP: d.LoopbackIP,
 		MQTTTLS: d.MQTTTLS, SchemaVersion: SchemaVersion,

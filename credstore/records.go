@@ -84,7 +84,7 @@ func damagedRecordsErr(path string, bad []Damaged) error {
 }
 
 // Add stores a new printer and returns it as stored. An empty Name becomes Slug(PrinterName) (with -2, -3, ...
-// when taken); a zero Port the first free port from Options.PortBase; an empty Route "relay"; a zero CreatedAt
+// when taken); a zero Port the first free port from Options.PortBase; an empty Route stays empty (the config key route); a zero CreatedAt
 // now. A given name or port that is taken is refused (ErrNameTaken, ErrPortTaken) naming its owner.
 func (s *Store) Add(r Record) (Record, error) {
 	if r.Name != "" {
@@ -166,9 +166,6 @@ func (s *Store) write(tx *bolt.Tx, oldKey []byte, r Record, all []entry) error {
 // normalize fills defaults and puts times in the form they come back from the file (UTC, no monotonic
 // reading), so that what Add returns equals what Get returns.
 func normalize(r *Record) {
-	if r.Route == "" {
-		r.Route = RouteRelay
-	}
 	r.CreatedAt = r.CreatedAt.Round(0).UTC()
 	r.WebhookSetAt = r.WebhookSetAt.Round(0).UTC()
 	r.SchemaVersion = SchemaVersion
@@ -182,7 +179,7 @@ func uniqueName(base string, all []entry) string {
 	name := base
 	for i := 2; taken[name]; i++ {
 		suffix := "-" + strconv.Itoa(i)
-		name = strings.TrimRight(base[:min(len(base), maxNameLen-len(suffix))], "-") + suffix
+		name = strings.TrimRight(base[:min(len(base), MaxNameLen-len(suffix))], "-") + suffix
 	}
 	return name
 }

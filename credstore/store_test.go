@@ -429,7 +429,7 @@ func TestNamesAndPortsAreUnique(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Name != "mk4-2" || got.Port != 5003 || got.Route != RouteRelay {
+	if got.Name != "mk4-2" || got.Port != 5003 || got.Route != "" {
 		t.Fatalf("Add with defaults gave name %q port %d route %q", got.Name, got.Port, got.Route)
 	}
 	// The next port is the first free one after those taken.

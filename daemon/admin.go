@@ -86,7 +86,6 @@ type pendingConnect struct {
 	flow    *portalflow.Flow
 	session string // the session that started it: the pending limit is per session
 	started time.Time
-	done    chan struct{} // closed once the completion is stored (or the flow ended without one)
 }
 
 // event is one line of "Recent actions" on the page.
@@ -442,6 +441,7 @@ type indexView struct {
 type printerView struct {
 	Name, PrinterName, LocalURL, Route, RelayHost string
 	Served                                        bool
+	NotServed                                     string
 	State                                         HealthState
 	StateSince, CheckedAt                         string
 	Action                                        string
@@ -496,8 +496,9 @@ func (a *admin) printerView(rec credstore.Record, listenHost, adminHost string) 
 		}
 		pub = rec.PublicWithHost(name)
 	}
-	v := printerView{Name: pub.Name, PrinterName: pub.PrinterName, LocalURL: pub.LocalURL, Route: pub.Route,
-		RelayHost: pub.RelayHost, State: StateUnknown, Supporter: "unknown until OctoEverywhere answered once"}
+	v := printerView{Name: pub.Name, PrinterName: pub.PrinterName, LocalURL: pub.LocalURL, Route: a.d.routeText(rec),
+		RelayHost: pub.RelayHost, State: StateUnknown, Supporter: "unknown until OctoEverywhere answered once",
+		NotServed: a.d.NotServed(rec.Name)}
 	if h := a.d.healthOf(rec.Name); h != nil {
 		v.Served = true
 		st := statusOf(rec, h.Snapshot(), true)
@@ -577,93 +578,68 @@ func (a *admin) connect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cfg := a.d.cfg()
-	var printerID string
-	if lan := strings.TrimSpace(r.PostForm.Get("printer_url")); lan != "" {
-		ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
-		id, warn := portalflow.DiscoverPrinterID(ctx, lan, "", &http.Client{Timeout: 10 * time.Second})
-		cancel()
-		if warn != nil {
-			a.d.log.Warn("admin: printer ID not discovered; the portal lets the user pick the printer", zap.Error(warn))
-		}
-		printerID = id
+	req := AddRequest{Name: name, Port: port}
+	shown := make(chan string, 1)
+	ended := make(chan error, 1)
+	var p *pendingConnect
+	o := portalflow.LinkOptions{
+		Flow: portalflow.FlowOptions{
+			PortalURL: cfg.OctoEverywhere.PortalURL, AppID: cfg.OctoEverywhere.AppID, RelayDomain: cfg.OctoEverywhere.RelayDomain,
+			AppLogoURL: cfg.OctoEverywhere.AppLogoURL, CallbackBaseURL: "http://" + r.Host, Logger: a.d.log.Named("portal"),
+		},
+		PrinterURL: strings.TrimSpace(r.PostForm.Get("printer_url")),
+		Discovered: func(id string, warn error) {
+			req.PrinterID = id
+			if warn != nil {
+				a.d.log.Warn("admin: printer ID not discovered; the portal lets the user pick the printer", zap.Error(warn))
+			}
+		},
+		Show: func(_ context.Context, f *portalflow.Flow, portal string) error {
+			p = &pendingConnect{flow: f, session: sess, started: time.Now()}
+			a.mu.Lock()
+			a.pending[f.State()] = p
+			a.mu.Unlock()
+			shown <- portal
+			return nil
+		},
+		// The callback's page says "Connected" only once the daemon stored the printer and opened its port.
+		Keep: func(ctx context.Context, c portalflow.Completion) (string, error) {
+			req.Completion = c
+			rec, err := a.d.control.Add(ctx, req)
+			if err != nil {
+				a.d.log.Error("admin: printer not connected", zap.Error(err))
+				a.note("Connecting "+c.PrinterName+" failed", "", err)
+				return "", err
+			}
+			a.note("Connected "+rec.Name+" ("+rec.PrinterName+"), served at", rec.LocalURL, nil)
+			return "Its local address: " + rec.LocalURL, nil
+		},
 	}
-	base := "http://" + r.Host
-	flow, err := portalflow.NewFlow(portalflow.FlowOptions{
-		PortalURL: cfg.OctoEverywhere.PortalURL, AppID: cfg.OctoEverywhere.AppID, RelayDomain: cfg.OctoEverywhere.RelayDomain,
-		AppLogoURL: cfg.OctoEverywhere.AppLogoURL, PrinterID: printerID, CallbackBaseURL: base, Logger: a.d.log.Named("portal"),
-	})
-	if err != nil {
-		a.fail(w, "The portal could not be started", err)
-		return
-	}
-	portal, err := flow.Start(r.Context())
-	if err != nil {
-		flow.Close()
-		a.fail(w, "The portal could not be started", err)
-		return
-	}
-	state := callbackState(portal, base+portalflow.CallbackPathPrefix)
-	if state == "" {
-		flow.Close()
-		a.fail(w, "The portal could not be started", errors.New("the portal URL carries no callback address (a bug: please report it)"))
-		return
-	}
-	p := &pendingConnect{flow: flow, session: sess, started: time.Now(), done: make(chan struct{})}
-	a.mu.Lock()
-	a.pending[state] = p
-	a.mu.Unlock()
 	a.wg.Add(1)
-	go a.finishConnect(state, p, AddRequest{Name: name, Port: port, PrinterID: printerID})
-	http.Redirect(w, r, portal, http.StatusSeeOther)
-}
-
-// callbackState finds the flow's one-time state in the portal URL: the value of the parameter that holds the
-// return URL <prefix><state>.
-func callbackState(portal, prefix string) string {
-	u, err := url.Parse(portal)
-	if err != nil {
-		return ""
-	}
-	for _, vs := range u.Query() {
-		for _, v := range vs {
-			if s, ok := strings.CutPrefix(v, prefix); ok && s != "" && !strings.ContainsAny(s, "/?#") {
-				return s
+	go func() {
+		defer a.wg.Done()
+		_, err := portalflow.Link(a.ctx, o)
+		if p != nil {
+			a.mu.Lock()
+			delete(a.pending, p.flow.State())
+			a.mu.Unlock()
+			var ke *portalflow.KeepError
+			if err != nil && !errors.As(err, &ke) && a.ctx.Err() == nil {
+				a.note("Connect did not finish", "", err)
 			}
 		}
-	}
-	return ""
-}
-
-// finishConnect waits for the portal's answer and stores it through the daemon's Control, which starts the
-// printer's listener.
-func (a *admin) finishConnect(state string, p *pendingConnect, req AddRequest) {
-	defer a.wg.Done()
-	defer close(p.done)
-	defer func() {
-		p.flow.Close()
-		a.mu.Lock()
-		delete(a.pending, state)
-		a.mu.Unlock()
+		ended <- err
 	}()
-	c, err := p.flow.Wait(a.ctx)
-	if err != nil {
-		if a.ctx.Err() == nil {
-			a.note("Connect did not finish", "", err)
-		}
-		return
+	select {
+	case portal := <-shown:
+		http.Redirect(w, r, portal, http.StatusSeeOther)
+	case err := <-ended:
+		a.fail(w, "The portal could not be started", err)
 	}
-	req.Completion = c
-	rec, err := a.d.control.Add(a.ctx, req)
-	if err != nil {
-		a.d.log.Error("admin: printer not connected", zap.Error(err))
-		a.note("Connecting "+c.PrinterName+" failed", "", err)
-		return
-	}
-	a.note("Connected "+rec.Name+" ("+rec.PrinterName+"), served at", rec.LocalURL, nil)
 }
 
-// callback serves the portal's return through the flow's own handler. When the answer completed the flow, it
-// waits (briefly) until the printer is stored, so that the admin page lists it as soon as the browser is back.
+// callback serves the portal's return through the flow's own handler, which stores the printer (Keep) before
+// it answers, so that the admin page lists it as soon as the browser is back.
 func (a *admin) callback(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	p := a.pending[r.PathValue("state")]
@@ -673,37 +649,9 @@ func (a *admin) callback(w http.ResponseWriter, r *http.Request) {
 			Lines: []string{"Nothing was stored. It may be an older or finished setup; start a new one from the admin page."}})
 		return
 	}
-	sw := &statusWriter{ResponseWriter: w}
 	// The portal's pages set their own CSP (one hashed script); ours allows none.
 	w.Header().Del("Content-Security-Policy")
-	p.flow.Handler().ServeHTTP(sw, r)
-	if r.URL.RawQuery == "" || sw.status >= 400 {
-		return
-	}
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-	case <-r.Context().Done():
-	}
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
+	p.flow.Handler().ServeHTTP(w, r)
 }
 
 // Remove, Live Link, Gadget.

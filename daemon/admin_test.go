@@ -516,20 +516,6 @@ func freeTCPPort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func TestCallbackState(t *testing.T) {
-	prefix := "http://127.0.0.1:7080/oeproxy/callback/"
-	for _, tc := range []struct{ portal, want string }{
-		{"https://oe.example/appportal/v1/?appid=x&returnUrl=" + url.QueryEscape(prefix+"abc"), "abc"},
-		{"https://oe.example/appportal/v1/?appid=x&returnUrl=" + url.QueryEscape(prefix+"a/b"), ""},
-		{"https://oe.example/appportal/v1/?appid=x", ""},
-		{"https://oe.example/appportal/v1/?returnUrl=" + url.QueryEscape("http://other/oeproxy/callback/abc"), ""},
-	} {
-		if got := callbackState(tc.portal, prefix); got != tc.want {
-			t.Errorf("callbackState(%q) = %q, want %q", tc.portal, got, tc.want)
-		}
-	}
-}
-
 func TestStatusClass(t *testing.T) {
 	for in, want := range map[int]string{0: "none", 101: "1xx", 200: "2xx", 304: "3xx", 421: "4xx", 502: "5xx", 606: "6xx", 700: "none"} {
 		if got := statusClass(in); got != want {

@@ -48,7 +48,7 @@ var adminTmpl = template.Must(template.New("layout").Parse(`{{define "head"}}<!d
 {{range .Printers}}<div class="card printer" id="printer-{{.Name}}">
 <h3>{{.Name}}{{if .PrinterName}} · {{.PrinterName}}{{end}}</h3>
 <table class="kv">
-<tr><th>Local URL</th><td>{{if .Served}}<a href="{{.LocalURL}}">{{.LocalURL}}</a>{{else}}{{.LocalURL}} <span class="state down">not served</span> <span class="note">(see the log: is the port busy?)</span>{{end}}</td></tr>
+<tr><th>Local URL</th><td>{{if .Served}}<a href="{{.LocalURL}}">{{.LocalURL}}</a>{{else}}{{.LocalURL}} <span class="state down">not served</span> <span class="note">{{if .NotServed}}{{.NotServed}} (oeproxy keeps trying){{else}}(see the log){{end}}</span>{{end}}</td></tr>
 <tr><th>Route</th><td>{{.Route}} · {{.RelayHost}}</td></tr>
 <tr><th>State</th><td><span class="state {{.State}}">{{.State}}</span>{{if .StateSince}} since {{.StateSince}}{{end}}{{if .CheckedAt}} <span class="note">(checked {{.CheckedAt}})</span>{{end}}{{if .Action}}<br><span class="note">{{.Action}}</span>{{end}}</td></tr>
 <tr><th>Last error</th><td>{{with .LastError}}{{if .Code}}{{.Code}}: {{end}}{{.Meaning}} <span class="note">({{.Source}}, {{.At.Format "2006-01-02 15:04:05 MST"}})</span>{{else}}none{{end}}</td></tr>

@@ -55,6 +55,9 @@ type PrinterStatus struct {
 	Daemon bool `json:"daemon"`
 	// Action says what to do when the state needs the user ("" when online).
 	Action string `json:"action,omitempty"`
+	// NotServed says why the running daemon has no listener for the printer (its port is busy); absent when
+	// it is served or without a daemon.
+	NotServed string `json:"not_served,omitempty"`
 }
 
 // StatusError is the last error seen for a printer: an OctoEverywhere code with its meaning, or code 0 for a
@@ -157,6 +160,9 @@ func (p *Printers) Status(ctx context.Context, name string) ([]PrinterStatus, er
 				return err
 			}
 			out[i] = statusOf(r, h.Snapshot(), daemon)
+			if p.NotServed != nil {
+				out[i].NotServed = p.NotServed(r.Name)
+			}
 			return nil
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -28,7 +29,9 @@ type Control interface {
 	List(ctx context.Context) ([]credstore.PublicRecord, error)
 	Add(ctx context.Context, req AddRequest) (credstore.PublicRecord, error)
 	Remove(ctx context.Context, name string) (credstore.PublicRecord, error)
+	Change(ctx context.Context, name string, ch Change) (credstore.PublicRecord, error)
 	AppControl
+	LANControl
 	MQTTControl
 }
 
@@ -41,6 +44,10 @@ type AddRequest struct {
 	Port int `json:"port,omitempty"`
 	// PrinterID is the OctoEverywhere printer ID when discovered.
 	PrinterID string `json:"printer_id,omitempty"`
+	// Route is relay, lan or auto (connect --route); empty: the config key route.
+	Route string `json:"route,omitempty"`
+	// LANURL is the printer's LAN address (connect --printer-url); empty: none set.
+	LANURL string `json:"lan_url,omitempty"`
 	// Platform is connect --platform; empty: what the OctoEverywhere plugin reports.
 	Platform string `json:"platform,omitempty"`
 	// FrontAPIKey is the key connect shows once; stored only when the platform gets the OctoPrint front.
@@ -160,10 +167,20 @@ func ControlHandler(c Control) http.Handler {
 		rec, err := c.Remove(r.Context(), r.PathValue("name"))
 		reply(w, rec, err)
 	})
+	mux.HandleFunc("PATCH /v1/printers/{name}", func(w http.ResponseWriter, r *http.Request) {
+		var ch Change
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&ch); err != nil {
+			reply(w, nil, fmt.Errorf("%w: %v", ErrInvalid, err))
+			return
+		}
+		rec, err := c.Change(r.Context(), r.PathValue("name"), ch)
+		reply(w, rec, err)
+	})
 	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, map[string]int{"pid": os.Getpid()}, nil)
 	})
 	appRoutes(mux, c)
+	lanRoutes(mux, c)
 	mqttRoutes(mux, c)
 	return mux
 }
@@ -198,6 +215,9 @@ func ListenControl(path string) (net.Listener, error) {
 			return nil, fmt.Errorf("remove stale control socket %s: %w", path, err)
 		}
 	}
+	if err := prepareSocketDir(path, true); err != nil {
+		return nil, err
+	}
 	l, err := listenPrivate(path)
 	if err != nil {
 		return nil, fmt.Errorf("listen on control socket %s: %w", path, err)
@@ -218,8 +238,17 @@ type ControlClient struct {
 // ErrNoDaemon means no daemon answers on the control socket; the caller opens the store itself.
 var ErrNoDaemon = errors.New("no oeproxy daemon is running")
 
+// ErrNoAnswer means a change was sent to the daemon but its answer was lost (the daemon stopped half-way): the
+// change may or may not have been made. The caller looks before it tries again.
+var ErrNoAnswer = errors.New("the daemon stopped before it answered, so it is not known whether the change was made")
+
 // DialControl connects to the daemon's socket at path, or returns ErrNoDaemon.
 func DialControl(ctx context.Context, path string) (*ControlClient, error) {
+	if err := prepareSocketDir(path, false); errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNoDaemon
+	} else if err != nil {
+		return nil, err
+	}
 	c := &ControlClient{path: path, hc: &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -256,6 +285,10 @@ func (c *ControlClient) do(ctx context.Context, method, path string, in, out any
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		var ne *net.OpError
+		if method != http.MethodGet && ctx.Err() == nil && !(errors.As(err, &ne) && ne.Op == "dial") {
+			return fmt.Errorf("%w: %w", ErrNoAnswer, err)
+		}
 		return err
 	}
 	defer resp.Body.Close()
@@ -269,7 +302,13 @@ func (c *ControlClient) do(ctx context.Context, method, path string, in, out any
 	if out == nil {
 		return nil
 	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		if method != http.MethodGet {
+			return fmt.Errorf("%w: %w", ErrNoAnswer, err)
+		}
+		return err
+	}
+	return nil
 }
 
 // List implements Control.
@@ -282,6 +321,12 @@ func (c *ControlClient) List(ctx context.Context) ([]credstore.PublicRecord, err
 func (c *ControlClient) Add(ctx context.Context, req AddRequest) (credstore.PublicRecord, error) {
 	var out credstore.PublicRecord
 	return out, c.do(ctx, http.MethodPost, "/v1/printers", req, &out)
+}
+
+// Change implements Control.
+func (c *ControlClient) Change(ctx context.Context, name string, ch Change) (credstore.PublicRecord, error) {
+	var out credstore.PublicRecord
+	return out, c.do(ctx, http.MethodPatch, "/v1/printers/"+url.PathEscape(name), ch, &out)
 }
 
 // Remove implements Control.

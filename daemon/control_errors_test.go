@@ -3,8 +3,10 @@ package daemon
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
+	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/oesim"
 	"github.com/oeproxy/oeproxy/portalflow"
 )
@@ -73,5 +75,15 @@ func TestControlErrorsSurviveTheSocket(t *testing.T) {
 				t.Errorf("%v matches no sentinel a caller could check", dErr)
 			}
 		})
+	}
+}
+
+// A second printer whose name slugs to 63 characters gets a suffixed name that still fits the one name rule.
+func TestUniqueNameFitsTheRule(t *testing.T) {
+	long := strings.Repeat("a", credstore.MaxNameLen)
+	existing := []credstore.Record{{Name: long}}
+	got := uniqueName(long, existing)
+	if err := credstore.ValidateName(got); err != nil || got == long || !strings.HasSuffix(got, "-2") {
+		t.Errorf("uniqueName = %q (%v)", got, err)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -50,6 +49,9 @@ type Daemon struct {
 
 	mu       sync.Mutex
 	printers map[string]*printerServer
+	unserved map[string]*unserved // stored printers without a listener, with why (unserved.go)
+	retryNow chan struct{}        // closed and replaced to make every unserved printer try again
+	quit     chan struct{}        // closed when Run starts shutting down
 	closing  bool
 	wg       sync.WaitGroup
 
@@ -63,6 +65,8 @@ type Daemon struct {
 
 	// connBudget is shared by every printer listener (newConnBudget; nil: no limit).
 	connBudget chan struct{}
+
+	routing routing // routing.go
 }
 
 type printerServer struct {
@@ -94,16 +98,21 @@ func New(o Options) (*Daemon, error) {
 		}
 		o.API = api
 	}
-	d := &Daemon{o: o, log: o.Logger, printers: map[string]*printerServer{}, connBudget: newConnBudget(o.Logger)}
+	d := &Daemon{o: o, log: o.Logger, printers: map[string]*printerServer{}, unserved: map[string]*unserved{},
+		retryNow: make(chan struct{}), quit: make(chan struct{}), connBudget: newConnBudget(o.Logger)}
 	d.metrics = newMetrics(d)
 	d.control = &Printers{
 		Store: o.Store, PortBase: o.Config.Listen.PortBase, ListenHost: o.Config.Listen.Host,
 		RelayDomain: o.Config.OctoEverywhere.RelayDomain,
-		OnAdd:       d.startPrinter,
-		OnRemove:    d.stopPrinter,
+		OnAdd:       d.servePrinter,
+		OnRemove:    d.unservePrinter,
+		OnChange:    d.changePrinter,
+		NotServed:   d.NotServed,
 		API:         o.API,
 		Health:      d.healthOf,
-		// Issue 15 (bambu.go): the platform from the plugin, and MQTT bridges turned on and off.
+		// LAN-first routing (routing.go).
+		DefaultRoute: o.Config.Route, Routes: d.routeStatus, OnLANChange: d.setLANRoute,
+		// Bambu Lab and Elegoo (bambu.go): the platform from the plugin, and MQTT bridges turned on and off.
 		DetectPlatform: d.detectPlatform,
 		OnMQTT:         d.setMQTT,
 	}
@@ -114,7 +123,7 @@ func New(o Options) (*Daemon, error) {
 func (d *Daemon) Control() Control { return d.control }
 
 // SocketPath is where the control socket lives.
-func (d *Daemon) SocketPath() string { return filepath.Join(d.o.Config.DataDir, SocketName) }
+func (d *Daemon) SocketPath() string { return SocketPath(d.o.Config.DataDir) }
 
 // PrinterAddr returns the address a printer's listener is bound to ("" when not serving).
 func (d *Daemon) PrinterAddr(name string) string {
@@ -167,7 +176,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			zap.String("cause", bad.Cause), zap.String("fix", bad.Fix()))
 	}
 	for _, r := range recs {
-		if err := d.startPrinter(r); err != nil {
+		if err := d.servePrinter(r); err != nil {
 			d.log.Error("printer not served", zap.String("printer", r.Name), zap.Error(err))
 		}
 	}
@@ -181,6 +190,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 
 	<-ctx.Done()
+	close(d.quit)
 	cfg = d.cfg() // shutdown_grace may have been reloaded
 	d.log.Info("shutting down: draining in-flight requests", zap.Duration("grace", cfg.ShutdownGrace))
 	grace, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
@@ -205,6 +215,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	_ = adminSrv.Shutdown(grace)
 	d.admin.close()
 	d.wg.Wait()
+	d.routing.close()
 	d.log.Info("oeproxy stopped")
 	return nil
 }
@@ -280,6 +291,20 @@ func (d *Daemon) startPrinter(rec credstore.Record) error {
 	d.startMQTT(ps)
 	d.serveFixedPorts(ps)
 	return nil
+}
+
+// unservePrinter stops a removed printer: its listener, or its wait for a busy port.
+func (d *Daemon) unservePrinter(rec credstore.Record) {
+	d.mu.Lock()
+	d.forgetUnservedLocked(rec.Name)
+	d.mu.Unlock()
+	d.stopPrinter(rec)
+}
+
+// changePrinter serves a renamed or re-ported printer under its new record; its open connections end.
+func (d *Daemon) changePrinter(old, rec credstore.Record) error {
+	d.unservePrinter(old)
+	return d.servePrinter(rec)
 }
 
 // stopPrinter stops one printer's listener without touching the others.

@@ -316,6 +316,17 @@ func (p *printerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// HealthSettled reports whether every served printer's health is known (its first check is done): the demo
+// prints its summary after the check's log lines, not among them.
+func (d *Daemon) HealthSettled() bool {
+	for _, s := range d.printerStates() {
+		if s.served && s.state == StateUnknown {
+			return false
+		}
+	}
+	return true
+}
+
 type printerState struct {
 	name   string
 	served bool

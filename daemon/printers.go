@@ -13,6 +13,7 @@ import (
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/portalflow"
+	"github.com/oeproxy/oeproxy/route"
 )
 
 // Printers is the store-backed Control: it names, allocates ports, validates and stores. The daemon wraps it
@@ -27,10 +28,20 @@ type Printers struct {
 	// OnAdd and OnRemove run after the store changed (the daemon starts or stops the printer's listener).
 	OnAdd    func(credstore.Record) error
 	OnRemove func(credstore.Record)
+	// OnChange runs after a rename or a new port was stored (the daemon serves the printer under its new record).
+	OnChange func(old, rec credstore.Record) error
+	// NotServed, set by the daemon, says why a stored printer has no listener ("" when served); List and Status
+	// report it.
+	NotServed func(name string) string
 	// API calls OctoEverywhere's App APIs for status, livelink, gadget and webhook (appcontrol.go); nil: those fail.
 	API *appapi.Client
 	// Health, set by the daemon, returns a served printer's health tracker (nil when it has none).
 	Health func(name string) *Health
+	// DefaultRoute is the config key route; Routes, set by the daemon, a served printer's routing state;
+	// OnLANChange runs after SetLAN changed the store (the daemon re-proves the printer's LAN host).
+	DefaultRoute string
+	Routes       func(name string) (route.Status, bool)
+	OnLANChange  func(credstore.Record) error
 	// DetectPlatform, when set, asks the plugin of a new record which platform it runs (bambu.go).
 	DetectPlatform func(ctx context.Context, rec credstore.Record) (string, error)
 	// OnMQTT runs after a printer's MQTT port changed (the daemon opens or closes its bridge).
@@ -48,27 +59,21 @@ func (p *Printers) List(context.Context) ([]credstore.PublicRecord, error) {
 	}
 	out := make([]credstore.PublicRecord, 0, len(recs)+len(damaged))
 	for _, r := range recs {
-		out = append(out, r.PublicWithHost(p.ListenHost))
+		pub := r.PublicWithHost(p.ListenHost)
+		if p.NotServed != nil {
+			served := true
+			if pub.NotServed = p.NotServed(r.Name); pub.NotServed != "" {
+				served = false
+			}
+			pub.Served = &served
+		}
+		fillRoute(&pub, r, p.DefaultRoute, p.Routes)
+		out = append(out, pub)
 	}
 	for _, d := range damaged {
 		out = append(out, d.Public())
 	}
 	return out, nil
-}
-
-// MaxNameLen is the longest printer name: it is a DNS-label-sized slug, so it fits in URLs and logs.
-const MaxNameLen = 63
-
-// ValidateName reports whether name can be given as a printer's local name: what Slug would keep unchanged.
-// connect checks it before the portal, so a mistake costs nothing.
-func ValidateName(name string) error {
-	if len(name) > MaxNameLen {
-		return fmt.Errorf("name %q is %d characters: too long (max %d)", name, len(name), MaxNameLen)
-	}
-	if name != credstore.Slug(name) {
-		return fmt.Errorf("name %q may use only lower-case letters, digits and '-' (try %q)", name, credstore.Slug(name))
-	}
-	return nil
 }
 
 // Add implements Control. The completion is validated again here because the control socket may be reached by
@@ -89,7 +94,7 @@ func (p *Printers) Add(ctx context.Context, req AddRequest) (credstore.PublicRec
 	name := req.Name
 	if name == "" {
 		name = uniqueName(credstore.Slug(req.Completion.PrinterName), existing)
-	} else if err := ValidateName(name); err != nil {
+	} else if err := credstore.ValidateName(name); err != nil {
 		return credstore.PublicRecord{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	port := req.Port
@@ -107,7 +112,14 @@ func (p *Printers) Add(ctx context.Context, req AddRequest) (credstore.PublicRec
 		AppAPIToken: c.AppAPIToken, OctoPrintAPIKey: c.OctoPrintAPIKey,
 		PrinterName: c.PrinterName, UserPrinterAccessURL: c.UserPrinterAccessURL,
 		LastKnownLocalIP: c.PrinterLastKnownLocalIP, PrinterID: req.PrinterID,
-		Port: port, Route: "relay", CreatedAt: now().UTC().Truncate(time.Second),
+		Port: port, Route: req.Route, LANURL: req.LANURL, CreatedAt: now().UTC().Truncate(time.Second),
+	}
+	if err := checkLANRequest(&LANRequest{URL: rec.LANURL, Route: rec.Route}); err != nil {
+		return credstore.PublicRecord{}, err
+	}
+	if rec.LANURL != "" {
+		u, _ := route.ParseLANURL(rec.LANURL)
+		rec.LANURL = u.String()
 	}
 	if err := p.preparePlatform(ctx, &rec, req, existing); err != nil {
 		return credstore.PublicRecord{}, err
@@ -143,6 +155,53 @@ func (p *Printers) Remove(_ context.Context, name string) (credstore.PublicRecor
 	return rec.PublicWithHost(p.ListenHost), nil
 }
 
+// Change is a change to a stored printer; zero fields stay as they are.
+type Change struct {
+	Name string `json:"name,omitempty"` // new local name
+	Port int    `json:"port,omitempty"` // new local port
+}
+
+// Change implements Control: it renames a printer or gives it another port, checked like Add (a name or port
+// another printer has is refused, naming it). A running daemon moves the listener at once.
+func (p *Printers) Change(_ context.Context, name string, ch Change) (credstore.PublicRecord, error) {
+	if ch.Name == "" && ch.Port == 0 {
+		return credstore.PublicRecord{}, fmt.Errorf("%w: nothing to change", ErrInvalid)
+	}
+	if ch.Name != "" {
+		if err := credstore.ValidateName(ch.Name); err != nil {
+			return credstore.PublicRecord{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+	}
+	if ch.Port < 0 || ch.Port > 65535 {
+		return credstore.PublicRecord{}, fmt.Errorf("%w: port %d is not a TCP port (1..65535)", ErrInvalid, ch.Port)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old, err := p.Store.Get(name)
+	if err != nil {
+		return credstore.PublicRecord{}, err
+	}
+	rec := old
+	if err := p.Store.Update(name, func(r *credstore.Record) error {
+		if ch.Name != "" {
+			r.Name = ch.Name
+		}
+		if ch.Port != 0 {
+			r.Port = ch.Port
+		}
+		rec = *r
+		return nil
+	}); err != nil {
+		return credstore.PublicRecord{}, err
+	}
+	if p.OnChange != nil {
+		if err := p.OnChange(old, rec); err != nil {
+			return rec.PublicWithHost(p.ListenHost), fmt.Errorf("printer %q changed, but its listener did not start: %w", rec.Name, err)
+		}
+	}
+	return rec.PublicWithHost(p.ListenHost), nil
+}
+
 func uniqueName(base string, existing []credstore.Record) string {
 	if base == "" {
 		base = "printer"
@@ -153,7 +212,9 @@ func uniqueName(base string, existing []credstore.Record) string {
 	}
 	name := base
 	for i := 2; taken[name]; i++ {
-		name = base + "-" + strconv.Itoa(i)
+		// The suffix must fit in the name's 63 characters: a 63-character slug gives way, not the rule.
+		suffix := "-" + strconv.Itoa(i)
+		name = strings.TrimRight(base[:min(len(base), credstore.MaxNameLen-len(suffix))], "-") + suffix
 	}
 	return name
 }

@@ -54,6 +54,7 @@ func (d *Daemon) cfg() config.Config {
 func (d *Daemon) Reload(next config.Config, level *zap.AtomicLevel) ReloadReport {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	d.retryUnserved() // a SIGHUP is also the user saying "the port is free now"
 	cur := d.cfg()
 	var rep ReloadReport
 	applied := cur
@@ -166,6 +167,8 @@ type printerHandler struct {
 	cur   atomic.Pointer[proxy.Handler]
 	// cams outlives the handlers it is given to: a reload must not end the webcam viewers.
 	cams *webcam.Hub
+	// routes is the printer's LAN-first router, shared by the handlers a reload builds (routing.go).
+	routes printerRouter
 
 	mu      sync.Mutex
 	retired []*proxy.Handler
@@ -174,7 +177,7 @@ type printerHandler struct {
 
 // newPrinterHandler builds a printer's proxy handler from the configuration in effect; Reload rebuilds it.
 func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr string, health *Health) (*printerHandler, error) {
-	hooks := d.metrics.hooks(rec.Name, health.Hooks())
+	hooks := d.routeHooks(rec.Name, d.metrics.hooks(rec.Name, health.Hooks()))
 	// Shared by every handler a reload builds for this printer, so that the cap holds across a reload.
 	slots := proxy.NewRelaySlots(d.o.Config.OctoEverywhere.MaxConnections)
 	ph := &printerHandler{}
@@ -182,6 +185,7 @@ func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr st
 		ph.cams = webcam.New(webcam.Options{Continue: cfg.Webcam.ContinueStreams, Linger: cfg.Webcam.Linger,
 			Logger: d.log.With(zap.String("printer", rec.Name)), Hooks: d.metrics.webcamHooks(rec.Name)})
 	}
+	ph.routes.set(d.newRouter(rec, relay))
 	ph.build = func() (*proxy.Handler, error) {
 		cfg := d.cfg()
 		return proxy.New(proxy.Printer{
@@ -202,11 +206,14 @@ func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr st
 			RelaySlots:         slots,
 			Hooks:              hooks,
 			Webcams:            ph.cams,
+			Router:             ph.routes.get(),
+			LANTransport:       d.routing.lanTransport(),
 			UploadLimit:        health.UploadLimit,
 		})
 	}
 	h, err := ph.build()
 	if err != nil {
+		ph.routes.close()
 		if ph.cams != nil {
 			ph.cams.Close()
 		}
@@ -275,6 +282,7 @@ func (p *printerHandler) Close() {
 		}()
 	}
 	wg.Wait()
+	p.routes.close()
 	if p.cams != nil {
 		p.cams.Close()
 	}

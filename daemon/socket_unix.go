@@ -3,7 +3,9 @@
 package daemon
 
 import (
+	"io/fs"
 	"net"
+	"os"
 	"syscall"
 )
 
@@ -13,4 +15,10 @@ func listenPrivate(path string) (net.Listener, error) {
 	old := syscall.Umask(0o177)
 	defer syscall.Umask(old)
 	return net.Listen("unix", path)
+}
+
+// privateToMe reports whether fi belongs to this user and nobody else may use it.
+func privateToMe(fi fs.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == os.Geteuid() && fi.Mode().Perm()&0o077 == 0
 }

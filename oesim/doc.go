@@ -125,6 +125,15 @@
 // Options.BareAPI answers the bare documented objects. Errors always use the envelope with a null Result and the
 // code as HTTP status. Timestamps are .NET style: 7 fractional digits and Z, "0001-01-01T00:00:00" for never.
 //
+// # LAN side (PrinterOptions.LAN)
+//
+// A printer with LAN also answers on 127.0.0.2 (Printer.LANURL, LANAddr), the same backend the relay reaches and
+// no App Connection auth: OctoPrint's /api/plugin/octoeverywhere, Moonraker's database (octoeverywhere
+// public.printerId read-only; other namespaces writable with POST /server/database/item, as oeproxy's nonce proof
+// needs). Printer.SetLAN switches what answers there: LANImpostorOtherID, LANImpostorSameID (the id copied, a
+// database of its own), LANGone (refused, open connections cut). Printer.LANRequests records every request that
+// arrived there. Sim.ChangeNetwork signals Sim.NetworkChanges channels, standing for the OS's address events.
+//
 // # Not modelled
 //
 // The OE web portal itself (login, printer pages such as userPrinterAccessUrl), shared connections (shared-
@@ -147,6 +156,7 @@
 //	Options.FirstRequestDelay     delay of each connection's first relayed request ("summon")
 //	Options.TempDir               where uploads are spooled
 //	Sim.QueueOutcome              how the next portal session ends
-//	Printer.SetOnline, SetPrinting
+//	Printer.SetOnline, SetPrinting, SetLAN
+//	Sim.ChangeNetwork
 //	Connection.Revoke, Delete, SetSupporter, SetFault, SetLimits, SetGadget, SetSilentWebSockets, DropWebSockets
 package oesim

@@ -1,6 +1,7 @@
 package oesim
 
 import (
+	"net"
 	"net/http"
 	"time"
 
@@ -50,6 +51,14 @@ type Options struct {
 	FirstRequestDelay time.Duration
 	// TempDir holds spooled upload bodies (store-and-forward); default os.TempDir().
 	TempDir string
+	// Listener, when set, is where the relay, App APIs and portal are served (TLS is added on top) instead of a
+	// new listener on 127.0.0.1; Sim.Addr is its address. The bench passes one inside a network namespace, behind
+	// a simulated WAN link. Close closes it.
+	Listener net.Listener
+	// HTTP2 makes the relay offer h2 before http/1.1 in ALPN. Whether OctoEverywhere's relay offers h2 is not
+	// documented (research file); the default offers http/1.1 only. WebSocket upgrades always need HTTP/1.1, so
+	// a client that wants one asks for http/1.1 alone.
+	HTTP2 bool
 }
 
 // Limits are an App Connection's account limits as the Info API reports them and the relay enforces them.

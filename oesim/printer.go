@@ -70,6 +70,9 @@ type PrinterOptions struct {
 	Frontend http.Handler
 	// FrameInterval is the built-in webcam's frame period; default 200 ms.
 	FrameInterval time.Duration
+	// LAN makes the printer answer on its LAN address too: 127.0.0.2 on a port of its own (Printer.LANURL), with
+	// the same backend the relay reaches and no relay in between (see SetLAN). LocalIP then defaults to 127.0.0.2.
+	LAN bool
 	// Serial is the Bambu serial number (MQTT topics device/<Serial>/...), for KindBambu and KindElegoo.
 	Serial string
 	// WebcamTransform is the x-oe-webcam-transform the plugin reports (KindBambu, KindElegoo), e.g. "flipv rotate=90".
@@ -83,6 +86,9 @@ type Printer struct {
 	// BackendURL is the printer's "LAN address" (http://127.0.0.1:port): OctoPrint, Moonraker's API, or Handler.
 	// FrontendURL is the Moonraker kind's frontend; empty for other kinds.
 	BackendURL, FrontendURL string
+	// LANURL is http://127.0.0.2:port with PrinterOptions.LAN: every path of the printer, as the relay routes
+	// them, without the relay. Empty without LAN.
+	LANURL string
 
 	sim      *Sim
 	apiKey   string
@@ -93,6 +99,7 @@ type Printer struct {
 	moon     *printer.Moonraker
 	plugin   *printer.PluginPrinter
 	servers  []*http.Server
+	lan      *lanSide
 
 	mu             sync.Mutex
 	online         bool
@@ -117,6 +124,9 @@ func (s *Sim) AddPrinter(o PrinterOptions) (*Printer, error) {
 	}
 	if o.LocalIP == "" {
 		o.LocalIP = "127.0.0.1"
+		if o.LAN {
+			o.LocalIP = LANAddr
+		}
 	}
 	p := &Printer{
 		ID: o.ID, Name: o.Name, Kind: o.Kind,
@@ -169,6 +179,15 @@ func (s *Sim) AddPrinter(o PrinterOptions) (*Printer, error) {
 	if p.backend, err = s.serveBackend(p, main); err == nil && front != nil {
 		p.frontend, err = s.serveBackend(p, front)
 	}
+	if err == nil && o.LAN {
+		err = s.startLAN(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if p.Kind == KindMoonraker && front != nil && !isMoonrakerAPIPath(r.URL.Path) {
+				front.ServeHTTP(w, r)
+				return
+			}
+			main.ServeHTTP(w, r)
+		}))
+	}
 	if err != nil {
 		p.close()
 		return nil, err
@@ -213,6 +232,9 @@ func (s *Sim) serveBackend(p *Printer, h http.Handler) (*url.URL, error) {
 }
 
 func (p *Printer) close() {
+	if p.lan != nil {
+		p.lan.close()
+	}
 	for _, srv := range p.servers {
 		_ = srv.Close()
 	}

@@ -57,6 +57,7 @@ type Sim struct {
 	byPortalTok map[string]*portalSession
 	deliveries  []WebhookDelivery
 	clients     []*http.Transport
+	netWatchers []chan struct{}
 }
 
 // Start starts the simulation on 127.0.0.1 with random ports: the TLS listener for every OctoEverywhere host and
@@ -87,9 +88,11 @@ func Start(ctx context.Context, o Options) (*Sim, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oesim: %w", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("oesim: listen on 127.0.0.1: %w", err)
+	ln := o.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("oesim: listen on 127.0.0.1: %w", err)
+		}
 	}
 
 	s := &Sim{
@@ -133,9 +136,13 @@ func Start(ctx context.Context, o Options) (*Sim, error) {
 		}
 	}
 
+	protos := []string{"http/1.1"} // HTTP/1.1 only by default, like the WebSocket- and MJPEG-carrying relay
+	if o.HTTP2 {
+		protos = []string{"h2", "http/1.1"}
+	}
 	s.ln = tls.NewListener(ln, &tls.Config{
 		Certificates: []tls.Certificate{certs.leaf},
-		NextProtos:   []string{"http/1.1"}, // HTTP/1.1 only, like the WebSocket- and MJPEG-carrying relay
+		NextProtos:   protos,
 		MinVersion:   tls.VersionTLS12,
 	})
 	s.server = &http.Server{
@@ -155,6 +162,13 @@ func Start(ctx context.Context, o Options) (*Sim, error) {
 				s.clientConns.Done()
 			}
 		},
+	}
+	if o.HTTP2 {
+		// net/http serves h2 on connections that negotiated it; the listener is ours, so say so explicitly.
+		s.server.TLSNextProto = nil
+		s.server.Protocols = new(http.Protocols)
+		s.server.Protocols.SetHTTP1(true)
+		s.server.Protocols.SetHTTP2(true)
 	}
 	s.wg.Add(1)
 	go func() {

@@ -44,6 +44,24 @@ func (c Completion) HasBasic() bool { return c.BasicUser != "" && c.BasicPasswor
 // HasBearer reports whether a Bearer token is present.
 func (c Completion) HasBearer() bool { return c.BearerToken != "" }
 
+// PasteQuery is the completion as the query of a completion address ("?success=true&..."), which
+// ParseCompletion reads back to the same Completion: what oeproxy hands the user to paste when it received a
+// completion it could not store. It holds every secret.
+func (c Completion) PasteQuery() string {
+	v := url.Values{"success": {"true"}}
+	for key, val := range map[string]string{
+		"id": c.ID, "url": c.URL, "appApiToken": c.AppAPIToken, "printername": c.PrinterName,
+		"userPrinterAccessUrl": c.UserPrinterAccessURL, "printerLastKnownLocalIp": c.PrinterLastKnownLocalIP,
+		"authBasicHttpUser": c.BasicUser, "authBasicHttpPassword": c.BasicPassword,
+		"authBearerToken": c.BearerToken, "octoPrintApiKey": c.OctoPrintAPIKey,
+	} {
+		if val != "" {
+			v.Set(key, val)
+		}
+	}
+	return "?" + v.Encode()
+}
+
 // RelayHost is the App Connection host ("app-<label>.<relay domain>"), or "" when URL is not https.
 func (c Completion) RelayHost() string {
 	h, ok := strings.CutPrefix(c.URL, "https://")

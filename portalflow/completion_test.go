@@ -314,3 +314,18 @@ func TestCompletionNeverPrintsSecrets(t *testing.T) {
 		t.Errorf("an empty completion claims secrets: %s", empty)
 	}
 }
+
+// What oeproxy hands the user to paste reads back to the same completion.
+func TestPasteQueryRoundTrip(t *testing.T) {
+	for _, edits := range []map[string]string{nil, {"authBearerToken": "\x00", "octoPrintApiKey": "\x00"},
+		{"printername": "Voron 2.4 & Co", "userPrinterAccessUrl": "\x00", "printerLastKnownLocalIp": "\x00"}} {
+		c, err := ParseCompletion(build(goodParams(), edits), "octoeverywhere.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := ParseCompletion(c.PasteQuery(), "octoeverywhere.com")
+		if err != nil || back != c {
+			t.Errorf("round trip of %v: %v, %v", c, back, err)
+		}
+	}
+}

@@ -45,15 +45,21 @@ type FlowOptions struct {
 	// CallbackBaseURL, when set (e.g. "http://127.0.0.1:7080"), makes Start open no listener: the caller
 	// serves Handler() under CallbackPathPrefix on its own server at this base URL.
 	CallbackBaseURL string
-	MaxAge          time.Duration    // default DefaultMaxAge
-	Logger          *zap.Logger      // default zap.NewNop()
-	Now             func() time.Time // default time.Now; used to judge the state's age
+	// Keep, when set, stores a valid completion before the browser is answered, so that the page says
+	// "Connected" only once the printer is stored; its string is one more line for that page (the printer's
+	// local address). When it fails the page says so, and Wait returns the completion with a *KeepError, so
+	// that the caller can still save the portal's one-time answer.
+	Keep   func(ctx context.Context, c Completion) (string, error)
+	MaxAge time.Duration    // default DefaultMaxAge
+	Logger *zap.Logger      // default zap.NewNop()
+	Now    func() time.Time // default time.Now; used to judge the state's age
 }
 
 type outcome int
 
 const (
 	pending outcome = iota
+	keeping         // a valid completion is being stored; other callbacks are replays
 	connected
 	declined
 	expired
@@ -137,6 +143,23 @@ func (f *Flow) startURL(returnURL string) (string, error) {
 }
 
 // SupporterPageURL is the Supporter Perks page for this flow's portal and App ID.
+// KeepError is Wait's error when FlowOptions.Keep failed: the completion (returned beside it) is valid but not
+// stored.
+type KeepError struct{ Err error }
+
+func (e *KeepError) Error() string {
+	return "the App Connection was received but not stored: " + e.Err.Error()
+}
+func (e *KeepError) Unwrap() error { return e.Err }
+
+// State is the flow's one-time state (the last part of the callback path), "" before Start. A caller that
+// serves Handler on its own server routes callbacks by it.
+func (f *Flow) State() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.state
+}
+
 func (f *Flow) SupporterPageURL() string { return oe.SupporterPageURL(f.o.PortalURL, f.o.AppID) }
 
 // Start creates the one-time state, opens the loopback listener (unless CallbackBaseURL is set) and returns
@@ -208,7 +231,22 @@ func (f *Flow) Wait(ctx context.Context) (Completion, error) {
 	case <-ctx.Done():
 		return Completion{}, fmt.Errorf("waiting for the OctoEverywhere portal: %w", ctx.Err())
 	case <-f.closed:
-		return Completion{}, ErrFlowClosed
+		// An answer that arrived before Close, or is being kept now, is the flow's outcome, not lost.
+		f.mu.Lock()
+		keeping := f.outcome == keeping
+		f.mu.Unlock()
+		if !keeping {
+			select {
+			case <-f.finished:
+			default:
+				return Completion{}, ErrFlowClosed
+			}
+		}
+		select {
+		case <-f.finished:
+		case <-ctx.Done():
+			return Completion{}, fmt.Errorf("waiting for the OctoEverywhere portal: %w", ctx.Err())
+		}
 	case <-t.C:
 		f.mu.Lock()
 		f.finishLocked(expired, Completion{}, ErrFlowExpired)
@@ -221,7 +259,7 @@ func (f *Flow) Wait(ctx context.Context) (Completion, error) {
 
 // finishLocked records the flow's one outcome; later calls change nothing.
 func (f *Flow) finishLocked(o outcome, c Completion, err error) {
-	if f.outcome != pending {
+	if f.outcome != pending && f.outcome != keeping {
 		return
 	}
 	f.outcome, f.result, f.err = o, c, err
@@ -261,34 +299,62 @@ func (f *Flow) serveCallback(w http.ResponseWriter, r *http.Request) {
 		writePage(w, pageMethod)
 		return
 	}
-	writePage(w, f.decide(state, r.URL.RawQuery))
+	p, c := f.decide(state, r.URL.RawQuery)
+	if c != nil {
+		p = f.keep(r.Context(), *c)
+	}
+	writePage(w, p)
 }
 
-// decide judges one callback and records its outcome; the page is written after the lock is released.
-func (f *Flow) decide(state, rawQuery string) page {
+// keep stores a valid completion with FlowOptions.Keep and ends the flow with it.
+func (f *Flow) keep(ctx context.Context, c Completion) page {
+	line, err := "", error(nil)
+	if f.o.Keep != nil {
+		// A browser that goes away must not stop the store half-way: the answer is one-time.
+		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), keepTimeout)
+		line, err = f.o.Keep(kctx, c)
+		cancel()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err != nil {
+		f.log.Warn("the App Connection was received but not stored", zap.Error(err))
+		f.finishLocked(connected, c, &KeepError{Err: err})
+		return notKeptPage(err)
+	}
+	f.finishLocked(connected, c, nil)
+	return connectedPage(c.PrinterName, line, f.o.Keep != nil)
+}
+
+// keepTimeout bounds FlowOptions.Keep: storing is local, but may go through the daemon's control socket.
+const keepTimeout = 30 * time.Second
+
+// decide judges one callback and records its outcome; the page is written after the lock is released. A
+// valid completion is returned to be kept.
+func (f *Flow) decide(state, rawQuery string) (page, *Completion) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.state == "" {
-		return pageNoFlow
+		return pageNoFlow, nil
 	}
 	if subtle.ConstantTimeCompare([]byte(state), []byte(f.state)) != 1 {
 		f.log.Warn("portal callback refused: its state does not match the setup in progress")
-		return pageBadState
+		return pageBadState, nil
 	}
 	switch f.outcome {
 	case expired:
-		return pageExpired
-	case connected, declined:
+		return pageExpired, nil
+	case keeping, connected, declined:
 		f.log.Warn("portal callback refused: this setup's callback was already used")
-		return pageReplay
+		return pageReplay, nil
 	}
 	if age := f.now().Sub(f.started); age >= f.maxAge {
 		f.log.Warn("portal callback refused: the setup expired", zap.Duration("age", age))
 		f.finishLocked(expired, Completion{}, ErrFlowExpired)
-		return pageExpired
+		return pageExpired, nil
 	}
 	if rawQuery == "" {
-		return pageBridge // the answer may be in the fragment, which only the browser sees
+		return pageBridge, nil // the answer may be in the fragment, which only the browser sees
 	}
 	c, err := ParseCompletion("?"+rawQuery, f.domain)
 	switch {
@@ -296,13 +362,13 @@ func (f *Flow) decide(state, rawQuery string) page {
 		link := f.SupporterPageURL()
 		f.log.Warn("the portal ended without an App Connection (success=false)", zap.String("supporter_page", link))
 		f.finishLocked(declined, Completion{}, fmt.Errorf("%w (Supporter Perks: %s)", ErrPortalDeclined, link))
-		return declinedPage(link)
+		return declinedPage(link), nil
 	case err != nil:
 		// The message names the key, never its value, so it may be logged and shown.
 		f.log.Warn("portal callback refused: unusable completion; still waiting", zap.Error(err))
-		return invalidPage(err)
+		return invalidPage(err), nil
 	}
 	f.log.Info("App Connection received from the portal", zap.Object("completion", c))
-	f.finishLocked(connected, c, nil)
-	return connectedPage(c.PrinterName)
+	f.outcome = keeping
+	return page{}, &c
 }

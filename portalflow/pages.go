@@ -65,17 +65,35 @@ var (
 	pageBridge = page{Status: http.StatusOK, Title: "Waiting for OctoEverywhere's answer",
 		Lines: []string{"This address carries no answer from the portal yet.",
 			"If this page does not change, copy the whole address from the address bar and run " +
-				"oeproxy connect --completion-url '<address>', or run oeproxy connect again."},
+				"oeproxy connect --completion-url - and paste it there, or run oeproxy connect again."},
 		Script: template.JS(bridgeScript)}
 )
 
-func connectedPage(printerName string) page {
-	lines := []string{"oeproxy received the App Connection and is storing it encrypted."}
+// connectedPage is shown once the completion is stored (stored false: the flow has no Keep, and the caller
+// stores it after Wait).
+func connectedPage(printerName, line string, stored bool) page {
+	what := "the App Connection"
 	if printerName != "" {
-		lines[0] = "oeproxy received the App Connection for " + printerName + " and is storing it encrypted."
+		what += " for " + printerName
 	}
-	return page{Status: http.StatusOK, Title: "Connected — you can close this tab",
-		Lines: append(lines, "Go back to oeproxy to see the printer's local address.")}
+	lines := []string{"oeproxy received " + what + " and is storing it encrypted."}
+	if stored {
+		lines[0] = "oeproxy stored " + what + ", encrypted."
+	}
+	if line != "" {
+		lines = append(lines, line)
+	} else {
+		lines = append(lines, "Go back to oeproxy to see the printer's local address.")
+	}
+	return page{Status: http.StatusOK, Title: "Connected — you can close this tab", Lines: lines}
+}
+
+// notKeptPage is shown when the completion was valid but could not be stored: the answer is not lost (the
+// caller keeps it), and the terminal or admin page says how to finish.
+func notKeptPage(err error) page {
+	return page{Status: http.StatusInternalServerError, Title: "Received, but not stored yet",
+		Lines: []string{"oeproxy received the App Connection but could not store it: " + err.Error(),
+			"The answer is not lost: go back to oeproxy, which says how to finish without running the portal again."}}
 }
 
 func declinedPage(supporterURL string) page {

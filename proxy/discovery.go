@@ -108,7 +108,7 @@ func (h *Handler) isPrinterHost(host string) bool {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return true
 	}
-	for _, lan := range h.printer.LANHosts {
+	for _, lan := range append(h.printer.LANHosts, h.lanHosts...) {
 		if strings.EqualFold(host, lan) {
 			return true
 		}

@@ -26,7 +26,6 @@ import (
 
 const frontKey = "FRONTKEY0123456789abcdef"
 
-
 // startFrontSim runs oesim with one Bambu printer and a Handler with the front on for it.
 func startFrontSim(t *testing.T, mod func(*Options)) (*simEnv, *oesim.Printer) {
 	t.Helper()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/oeproxy/oeproxy/front"
 	"github.com/oeproxy/oeproxy/internal/oe"
+	"github.com/oeproxy/oeproxy/route"
 	"github.com/oeproxy/oeproxy/webcam"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -61,7 +62,7 @@ type RequestStats struct {
 	Status   int           // status sent to the client (0 if the client went away before any was sent)
 	BytesIn  int64         // request body bytes read from the client
 	BytesOut int64         // response body bytes written to the client
-	Route    string        // "relay" (the only route so far)
+	Route    string        // "lan" or "relay": the route that answered (a LAN connect that fell back counts as relay)
 	Duration time.Duration // from arrival to the end of the response body
 }
 
@@ -103,6 +104,12 @@ type Options struct {
 	// Webcams, when set, shares webcam streams among viewers and answers snapshots from them (package webcam).
 	// The caller owns it, so that a reload that replaces the handler does not end the viewers' streams.
 	Webcams *webcam.Hub
+	// Router, when set, decides per request (and per WebSocket or stream at its start) whether it goes to the
+	// printer's LAN address or to the relay (package route); nil means always the relay.
+	Router *route.Router
+	// LANTransport carries requests on the LAN route; default route.NewLANTransport() (300 ms connect, no
+	// environment proxy). It never carries the App Connection credential.
+	LANTransport http.RoundTripper
 	// UploadLimit, when set, returns the account's upload limit in bytes (0 unknown), for the front's 413.
 	UploadLimit func() int64
 }
@@ -131,6 +138,11 @@ type Handler struct {
 
 	cams  *webcam.Hub
 	front *front.Front // nil unless Printer.FrontAPIKey is set
+
+	lanRP        *httputil.ReverseProxy
+	lanTransport http.RoundTripper
+	lanWSClient  *http.Client
+	lanHosts     []string // host names of the router's LAN addresses: the printer's own, for webcam URLs
 }
 
 // New checks the printer and options and returns the printer's handler.
@@ -188,6 +200,13 @@ func New(p Printer, o Options) (*Handler, error) {
 		ErrorHandler:   h.relayError,
 		ErrorLog:       mustStdLogAt(h.log.Named("reverseproxy"), zap.DebugLevel),
 	}
+	h.lanTransport = o.LANTransport
+	if h.lanTransport == nil {
+		h.lanTransport = route.NewLANTransport()
+	}
+	h.lanRP = h.newLANProxy()
+	h.lanWSClient = &http.Client{Transport: h.lanTransport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	h.lanHosts = o.Router.LANHosts()
 	wst := o.WebSocketTransport
 	if wst == nil {
 		wst = o.Transport
@@ -316,22 +335,40 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) serveHTTP(cw *countingWriter, r *http.Request, cb *countingBody) {
 	start := time.Now()
+	method, path := r.Method, r.URL.Path // before the handlers below change r
+	d := h.opts.Router.Decide()
+	via := d.Route
 	defer func() {
 		cb.finish()
-		if h.opts.Hooks.RequestDone == nil {
+		access := h.log.Check(zapcore.DebugLevel, "request")
+		if h.opts.Hooks.RequestDone == nil && access == nil {
 			return
 		}
-		st := RequestStats{Status: cw.status, BytesOut: cw.n, Route: "relay", Duration: time.Since(start)}
+		st := RequestStats{Status: cw.status, BytesOut: cw.n, Route: string(via), Duration: time.Since(start)}
 		if cb != nil {
 			st.BytesIn = cb.n.Load()
 		}
-		h.opts.Hooks.RequestDone(st)
+		if access != nil {
+			// The access log: never the query, which may carry an API key (?apikey=, snapshot tokens).
+			access.Write(zap.String("method", method), zap.String("path", path), zap.Int("status", st.Status),
+				zap.Int64("bytes_in", st.BytesIn), zap.Int64("bytes_out", st.BytesOut), zap.Duration("duration", st.Duration),
+				zap.String("route", st.Route))
+		}
+		if h.opts.Hooks.RequestDone != nil {
+			h.opts.Hooks.RequestDone(st)
+		}
 	}()
 	r, done := h.serveWebcam(cw, r)
 	if done {
 		return
 	}
 	defer camDone(r)
+	if d.Route == route.LAN {
+		if h.serveLAN(cw, r, d) {
+			return
+		}
+		via = route.Relay // nothing reached the LAN: the same request goes on to the relay
+	}
 	if !h.opts.RelaySlots.acquire(r, h.opts.RelayWait) {
 		h.relayBusy(cw, r)
 		return

@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httputil"
 	"strings"
@@ -129,4 +130,38 @@ func (h *Handler) noteDropped(r *http.Request, scheme string) {
 	}
 	h.log.Warn("dropped the client's Authorization header", zap.String("scheme", scheme),
 		zap.String("client", ip), zap.String("reason", reason))
+}
+
+// RelayTransport returns a RoundTripper that sends any request to the printer's relay host over https with the
+// relay view of its headers (relayView: the App Connection credential set, every client Authorization and
+// forwarding header removed). Package route proves LAN hosts with it, so that the credential is still added in
+// this one place only. base is the relay transport (oenet.Options.Transport()).
+func RelayTransport(p Printer, base http.RoundTripper) (http.RoundTripper, error) {
+	if err := checkRelayURL(p.RelayURL); err != nil {
+		return nil, err
+	}
+	cred, err := credentialOf(p)
+	if err != nil {
+		return nil, err
+	}
+	if base == nil {
+		return nil, errors.New("proxy: RelayTransport needs the relay transport (oenet.Options.Transport())")
+	}
+	return relayTransport{base: base, host: strings.ToLower(p.RelayURL.Host), credential: cred}, nil
+}
+
+type relayTransport struct {
+	base       http.RoundTripper
+	host       string
+	credential string
+}
+
+func (t relayTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	out := req.Clone(req.Context())
+	out.URL.Scheme, out.URL.Host, out.Host = "https", t.host, t.host
+	if out.Header == nil {
+		out.Header = http.Header{}
+	}
+	relayView(out.Header, t.credential)
+	return t.base.RoundTrip(out)
 }

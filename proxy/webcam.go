@@ -88,6 +88,11 @@ func detachCam(pr *httputil.ProxyRequest) {
 	if !ok {
 		return
 	}
+	if c.stop != nil {
+		// A LAN try that fell back to the relay detached it already: let that one go.
+		c.stop()
+		c.cancel()
+	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(pr.In.Context()))
 	c.cancel = cancel
 	c.stop = context.AfterFunc(pr.In.Context(), cancel)
@@ -96,14 +101,18 @@ func detachCam(pr *httputil.ProxyRequest) {
 
 // adoptCam hands an MJPEG answer to a marked request to the hub, which continues it with the same relay
 // request (credential included) after a cut.
-func (h *Handler) adoptCam(resp *http.Response) {
+func (h *Handler) adoptCam(resp *http.Response) { h.adoptCamVia(resp, h.opts.Transport) }
+
+// adoptCamVia is adoptCam for an answer that came through rt (the relay's transport or the LAN's): a stream is
+// continued on the route it started on.
+func (h *Handler) adoptCamVia(resp *http.Response, rt http.RoundTripper) {
 	c, ok := resp.Request.Context().Value(camKey{}).(*camRequest)
 	if !ok || c.cancel == nil {
 		return
 	}
 	out := resp.Request
 	reopen := func(ctx context.Context) (*http.Response, error) {
-		return h.opts.Transport.RoundTrip(out.Clone(ctx))
+		return rt.RoundTrip(out.Clone(ctx))
 	}
 	if h.cams.Adopt(c.clientCtx, c.key, resp, reopen, c.cancel) {
 		c.stop()

@@ -42,7 +42,11 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	relay, resp, release, err := h.dialRelay(r)
+	up, answered := h.dialUpstream(w, r)
+	if answered {
+		return
+	}
+	relay, resp, release, err, onLAN := up.conn, up.resp, up.release, up.err, up.lan
 	if err != nil {
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 			h.passRefusal(w, r, resp)
@@ -57,7 +61,9 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 			release()
 		}
 	}()
-	h.noteRelayOK()
+	if !onLAN {
+		h.noteRelayOK()
+	}
 	var protos []string
 	if p := relay.Subprotocol(); p != "" {
 		protos = []string{p}

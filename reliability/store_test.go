@@ -88,6 +88,38 @@ func TestStoreBinary(t *testing.T) {
 		}
 	})
 
+	t.Run("a data dir behind another user's directory: whose it is and what to run", func(t *testing.T) {
+		track(t)
+		if os.Geteuid() != 0 {
+			t.Skip("needs root to run the binary as another user")
+		}
+		// The binary where the other user may run it; the data dir inside root's private directory.
+		binDir, err := os.MkdirTemp("", "oeproxy-bin-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(binDir)
+		raw, err := os.ReadFile(built.bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bin := filepath.Join(binDir, "oeproxy")
+		if err := os.WriteFile(bin, raw, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(binDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(private(t), "data")
+		cmd := exec.CommandContext(ctx, bin, "--data-dir", dir, "list")
+		cmd.Env = []string{"HOME=/nonexistent", "XDG_CONFIG_HOME=/nonexistent", "PATH=/usr/bin:/bin"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "belongs to root (uid 0)") || !strings.Contains(string(out), "sudo -u root") {
+			t.Errorf("another user's list: %v %q, want whose directory it is and the command to run", err, out)
+		}
+	})
+
 	t.Run("read-only commands create nothing", func(t *testing.T) {
 		track(t)
 		dir := filepath.Join(private(t), "data")

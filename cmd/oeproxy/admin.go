@@ -13,8 +13,6 @@ import (
 	"github.com/oeproxy/oeproxy/daemon"
 )
 
-func init() { commands = append(commands, newAdminCmd) }
-
 func newAdminCmd(a *app) *cobra.Command {
 	var open bool
 	cmd := &cobra.Command{

@@ -106,6 +106,9 @@ func TestBinaryUsageErrorsExit2(t *testing.T) {
 		{[]string{"nosuchcommand"}, `unknown command "nosuchcommand"`},
 		{[]string{"connect", "--name", "My Printer", "--completion-url", "-"}, "lower-case letters"},
 		{[]string{"connect", "--name", strings.Repeat("a", 64), "--completion-url", "-"}, "too long (max 63"},
+		{[]string{"port", "mk4", "http"}, `port "http" is not a TCP port`},
+		{[]string{"rename", "mk4", "My Printer"}, "lower-case letters"},
+		{[]string{"rename", "mk4"}, "accepts 2 arg"},
 	}
 	for _, c := range cases {
 		code, _, errOut := runBinary(t, env, c.args...)
@@ -184,5 +187,34 @@ func TestBinaryCtrlCDuringConnect(t *testing.T) {
 	}
 	if code != 130 || !strings.Contains(errb.String(), "oeproxy: cancelled") || strings.Contains(errb.String(), "context canceled") {
 		t.Errorf("exit %d, stderr %q; want 130 and \"oeproxy: cancelled\"", code, errb.String())
+	}
+}
+
+// Typed config values through the real binary: units are read, and each bad key is one line with its value.
+func TestBinaryTypedConfig(t *testing.T) {
+	good := filepath.Join(t.TempDir(), "good.yaml")
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(good, []byte("shutdown_grace: 30\nwebsocket:\n  max_message_bytes: 64MiB\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("shutdown_grace: soon\nwebsocket:\n  ping_interval: fast\n  max_message_bytes: lots\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runBinary(t, binEnv(t), "--config", good, "list"); code != 0 {
+		t.Errorf("good config: exit %d, stderr %q", code, errOut)
+	}
+	code, _, errOut := runBinary(t, binEnv(t, "OEPROXY_LISTEN_PORTBASE=5001"), "--config", bad, "list")
+	for _, want := range []string{
+		`shutdown_grace: "soon" is not allowed: a duration with a unit`,
+		`websocket.ping_interval: "fast" is not allowed`,
+		`websocket.max_message_bytes: "lots" is not allowed: a size`,
+		"OEPROXY_LISTEN_PORTBASE: unknown environment variable (did you mean OEPROXY_LISTEN_PORT_BASE?)",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("bad config: stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if code != 1 || strings.Contains(errOut, "decode") || strings.Count(errOut, "\n  - ") != 4 {
+		t.Errorf("bad config: exit %d, want 1 and exactly four problem lines:\n%s", code, errOut)
 	}
 }

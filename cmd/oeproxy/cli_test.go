@@ -270,3 +270,42 @@ func TestNewKeyFileAdvice(t *testing.T) {
 		}
 	}
 }
+
+// A completion address on the command line still works (scripts use it) but is warned about: it holds the
+// secrets, which ps and shell history keep. Read from standard input it is not.
+func TestCompletionURLOnCommandLineWarns(t *testing.T) {
+	e := newEnv(t, oesim.Options{})
+	ps := e.sim.Printers()
+	const warning = "on the command line other users"
+	c := e.sim.Connect(ps[0]).Credentials()
+	code, _, errOut := e.run(context.Background(), "", "connect", "--completion-url", completionURL(c, ps[0].Name, nil), "--port", "0")
+	if code != 0 || !strings.Contains(errOut, warning) || !strings.Contains(errOut, "--completion-url -") {
+		t.Errorf("argument: exit %d, stderr %q; want success with the warning", code, errOut)
+	}
+	c = e.sim.Connect(ps[1]).Credentials()
+	code, _, errOut = e.run(context.Background(), completionURL(c, ps[1].Name, nil)+"\n", "connect", "--completion-url", "-", "--port", "0")
+	if code != 0 || strings.Contains(errOut, warning) {
+		t.Errorf("stdin: exit %d, stderr %q; want success without the warning", code, errOut)
+	}
+	e.assertNoSecrets(errOut)
+}
+
+// rename and port without a daemon change the store; list shows the new name and port.
+func TestRenameAndPort(t *testing.T) {
+	e := newEnv(t, oesim.Options{})
+	p := e.sim.Printers()[0]
+	e.mustRun(completionURL(e.sim.Connect(p).Credentials(), p.Name, nil)+"\n", "connect", "--completion-url", "-", "--name", "mk4")
+	e.mustRun("", "rename", "mk4", "prusa")
+	port := e.list()[0].Port + 7
+	out := e.mustRun("", "port", "prusa", fmt.Sprint(port))
+	if !strings.Contains(out, fmt.Sprintf("prusa (%s): http://127.0.0.1:%d", p.Name, port)) {
+		t.Errorf("port output: %s", out)
+	}
+	l := e.list()
+	if len(l) != 1 || l[0].Name != "prusa" || l[0].Port != port {
+		t.Errorf("after rename and port: %+v", l)
+	}
+	if code, _, errOut := e.run(context.Background(), "", "rename", "nope", "x"); code != 1 || !strings.Contains(errOut, "no printer named") {
+		t.Errorf("rename nope: exit %d %q", code, errOut)
+	}
+}

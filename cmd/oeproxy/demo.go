@@ -9,8 +9,6 @@ import (
 	"github.com/oeproxy/oeproxy/internal/demo"
 )
 
-func init() { commands = append(commands, newDemoCmd) }
-
 func newDemoCmd(a *app) *cobra.Command {
 	var (
 		portBase  int
@@ -39,7 +37,7 @@ Nothing here touches your own configuration, store or the internet.`,
 				ctx, cancel = context.WithTimeout(ctx, exitAfter)
 				defer cancel()
 			}
-			return demo.Run(ctx, demo.Options{Out: a.out, Logger: log, PortBase: portBase, Check: check})
+			return demo.Run(ctx, demo.Options{Out: a.out, Logger: log, PortBase: portBase, Check: check, ExitAfter: exitAfter})
 		},
 	}
 	cmd.Flags().IntVar(&portBase, "port-base", 5001, "first local port tried for the printers")

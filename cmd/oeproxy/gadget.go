@@ -7,8 +7,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { commands = append(commands, newGadgetCmd) }
-
 func newGadgetCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "gadget NAME",

@@ -14,8 +14,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { commands = append(commands, newHealthcheckCmd) }
-
 // newHealthcheckCmd is what the Docker HEALTHCHECK runs: the image has no curl or wget, so the binary checks
 // its own admin listener.
 func newHealthcheckCmd(a *app) *cobra.Command {

@@ -10,8 +10,6 @@ import (
 	"github.com/oeproxy/oeproxy/internal/oe"
 )
 
-func init() { commands = append(commands, newLiveLinkCmd) }
-
 func newLiveLinkCmd(a *app) *cobra.Command {
 	var (
 		hours     int

@@ -11,10 +11,8 @@ import (
 	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/daemon"
-	"github.com/oeproxy/oeproxy/internal/oenet"
+	"github.com/oeproxy/oeproxy/internal/bootstrap"
 )
-
-func init() { commands = append(commands, newMQTTCmd) }
 
 func newMQTTCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
@@ -105,11 +103,10 @@ func (n noStore) SetMQTT(context.Context, string, daemon.MQTTRequest) (credstore
 // directDetector asks the plugin of a new printer for its platform when connect runs without a daemon.
 func directDetector(c *config.Config) func(context.Context, credstore.Record) (string, error) {
 	return func(ctx context.Context, rec credstore.Record) (string, error) {
-		roots, err := oenet.LoadRoots(c.TLS.CAFile)
+		tr, err := bootstrap.APITransport(c)
 		if err != nil {
 			return "", err
 		}
-		tr := oenet.Options{ConnectTo: c.OctoEverywhere.ConnectTo, RootCAs: roots}.Transport()
 		defer tr.CloseIdleConnections()
 		return daemon.PlatformDetector(tr, c.OctoEverywhere.Auth, nil)(ctx, rec)
 	}

@@ -9,8 +9,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { commands = append(commands, newRemoveCmd) }
-
 func newRemoveCmd(a *app) *cobra.Command {
 	var yes bool
 	cmd := &cobra.Command{

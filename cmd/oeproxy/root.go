@@ -144,9 +144,11 @@ every key can be set as OEPROXY_<KEY> (e.g. OEPROXY_LISTEN_HOST). Flags beat the
 	pf.String("log-format", "", "log format: console or json (default console on a terminal, json otherwise)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
-	for _, add := range commands {
-		root.AddCommand(add(a))
-	}
+	root.AddCommand(
+		newConnectCmd(a), newServeCmd(a), newListCmd(a), newStatusCmd(a), newRemoveCmd(a), newRenameCmd(a), newPortCmd(a), newLANCmd(a), newMQTTCmd(a),
+		newLiveLinkCmd(a), newGadgetCmd(a), newWebhookCmd(a), newStoreCmd(a), newAdminCmd(a),
+		newHealthcheckCmd(a), newDemoCmd(a), newVersionCmd(a),
+	)
 	root.InitDefaultCompletionCmd()
 	requireSubcommand(root)
 	return a, root
@@ -194,9 +196,6 @@ func requireSubcommand(cmd *cobra.Command) {
 type multiLine struct{ error }
 
 func (m multiLine) Unwrap() error { return m.error }
-
-// commands lists the constructors of the subcommands; each command's file appends to it.
-var commands []func(*app) *cobra.Command
 
 // args wraps a cobra argument validator so that a wrong number of arguments is a usage error.
 func args(v cobra.PositionalArgs) cobra.PositionalArgs {

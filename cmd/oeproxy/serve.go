@@ -12,11 +12,9 @@ import (
 
 	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/daemon"
+	"github.com/oeproxy/oeproxy/internal/bootstrap"
 	"github.com/oeproxy/oeproxy/internal/logging"
-	"github.com/oeproxy/oeproxy/internal/oenet"
 )
-
-func init() { commands = append(commands, newServeCmd) }
 
 func newServeCmd(a *app) *cobra.Command {
 	return &cobra.Command{
@@ -78,17 +76,17 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, ready func(
 	if err := st.PidFileErr(); err != nil {
 		log.Warn("pid file not written (it only names this process in an \"in use\" message; printers are served)", zap.Error(err))
 	}
-	roots, err := oenet.LoadRoots(cfg.TLS.CAFile)
+	net, err := bootstrap.Net(cfg)
 	if err != nil {
 		return err
 	}
-	net := oenet.Options{ConnectTo: cfg.OctoEverywhere.ConnectTo, RootCAs: roots, MaxConnsPerHost: cfg.OctoEverywhere.MaxConnections}
 	if cfg.OctoEverywhere.ConnectTo != "" {
 		log.Warn("dialing every OctoEverywhere host at octoeverywhere.connect_to (tests and demo only)",
 			zap.String("connect_to", cfg.OctoEverywhere.ConnectTo))
 	}
-	d, err := daemon.New(daemon.Options{Config: *cfg, Store: st, Logger: log, Transport: net.Transport(),
-		WebSocketTransport: net.WebSocketTransport(), Ready: ready})
+	tr, wsTr := net.RelayTransports()
+	d, err := daemon.New(daemon.Options{Config: *cfg, Store: st, Logger: log, Transport: tr,
+		WebSocketTransport: wsTr, Ready: ready})
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -10,10 +11,8 @@ import (
 
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/daemon"
-	"github.com/oeproxy/oeproxy/internal/oenet"
+	"github.com/oeproxy/oeproxy/internal/bootstrap"
 )
-
-func init() { commands = append(commands, newStatusCmd) }
 
 func newStatusCmd(a *app) *cobra.Command {
 	var asJSON bool
@@ -56,8 +55,12 @@ daemon and action. Times are RFC 3339 in UTC or null. No secret is ever printed.
 			if list == nil {
 				list = []daemon.PrinterStatus{}
 			}
+			asked := noneAsked(list)
 			if asJSON {
-				return a.printJSON(list)
+				if err := a.printJSON(list); err != nil {
+					return err
+				}
+				return asked
 			}
 			if len(list) == 0 {
 				_, err := fmt.Fprintln(a.out, "No printers yet: run `oeproxy connect` to add one.")
@@ -75,7 +78,7 @@ daemon and action. Times are RFC 3339 in UTC or null. No secret is ever printed.
 				}
 				lastErr := "-"
 				if e := s.LastError; e != nil {
-					lastErr = e.Meaning
+					lastErr = shortMeaning(e.Meaning)
 					if e.Code != 0 {
 						lastErr = fmt.Sprintf("%d %s", e.Code, errName(e.Code))
 					}
@@ -93,12 +96,55 @@ daemon and action. Times are RFC 3339 in UTC or null. No secret is ever printed.
 				if s.Action != "" {
 					fmt.Fprintf(a.out, "%s: %s\n", s.Name, s.Action)
 				}
+				if s.NotServed != "" {
+					fmt.Fprintf(a.out, "%s: not served: %s\n", s.Name, s.NotServed)
+				}
 			}
-			return nil
+			return asked
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array (stable keys, see --help)")
 	return cmd
+}
+
+// lastErrorWidth keeps the table within 120 columns with the other columns at their widest usual values; the
+// whole text is in status --json.
+const lastErrorWidth = 32
+
+// clip shortens s to n runes, marking the cut.
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// noneAsked is status's error when OctoEverywhere answered for none of the printers (it is unreachable, or
+// every answer failed): a script must not read that as success.
+func noneAsked(list []daemon.PrinterStatus) error {
+	if len(list) == 0 {
+		return nil
+	}
+	for _, s := range list {
+		if s.State != daemon.StateUnknown || s.LastError == nil || s.LastError.Code != 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("OctoEverywhere could not be asked about any printer (%s): check this computer's internet connection; the details are in oeproxy status --json",
+		shortMeaning(list[0].LastError.Meaning))
+}
+
+// shortMeaning is a failure that is not an OctoEverywhere code, in a table cell: what happened, not the chain of
+// wrapped errors (status --json has that).
+func shortMeaning(m string) string {
+	switch {
+	case strings.Contains(m, "could not reach OctoEverywhere"):
+		return "OctoEverywhere unreachable"
+	case strings.Contains(m, "timeout") || strings.Contains(m, "deadline exceeded"):
+		return "OctoEverywhere timed out"
+	}
+	return clip(m, lastErrorWidth)
 }
 
 func limitBytes(n int64) string {
@@ -154,14 +200,5 @@ func (a *app) apiClient() (*appapi.Client, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	roots, err := oenet.LoadRoots(c.TLS.CAFile)
-	if err != nil {
-		return nil, nil, err
-	}
-	tr := oenet.Options{ConnectTo: c.OctoEverywhere.ConnectTo, RootCAs: roots}.Transport()
-	api, err := appapi.New(appapi.Options{BaseURL: c.OctoEverywhere.APIURL, Transport: tr, Logger: log.Named("appapi")})
-	if err != nil {
-		return nil, nil, err
-	}
-	return api, tr.CloseIdleConnections, nil
+	return bootstrap.API(&c.Config, log)
 }

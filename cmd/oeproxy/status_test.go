@@ -220,3 +220,28 @@ func TestAppCommands(t *testing.T) {
 		})
 	}
 }
+
+// With OctoEverywhere unreachable, the table stays within 120 columns (the whole error is in --json) and the
+// command fails: a script must not read "nobody answered" as success.
+func TestStatusUnreachable(t *testing.T) {
+	e := newAppEnv(t, oesim.Options{})
+	e.link("mk4", e.sim.Printers()[0])
+	e.link("voron-with-a-long-name", e.sim.Printers()[1])
+	e.sim.Close()
+	code, out, errOut := e.run(context.Background(), "", "status")
+	if code != 1 || !strings.Contains(errOut, "could not be asked about any printer") {
+		t.Errorf("exit %d, stderr %q; want 1 and the reason", code, errOut)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if n := len([]rune(line)); n > 120 && !strings.Contains(line, ": ") {
+			t.Errorf("table line of %d columns:\n%s", n, line)
+		}
+	}
+	if !strings.Contains(out, "mk4") || !strings.Contains(out, "OctoEverywhere unreachable") {
+		t.Errorf("table:\n%s", out)
+	}
+	code, out, _ = e.run(context.Background(), "", "status", "--json")
+	if code != 1 || !strings.Contains(out, `"meaning"`) {
+		t.Errorf("--json: exit %d, %s", code, out)
+	}
+}

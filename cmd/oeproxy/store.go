@@ -5,16 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/daemon"
+	"github.com/oeproxy/oeproxy/internal/bootstrap"
 )
-
-// storePath is the credential store inside the data directory.
-func storePath(c *config.Config) string { return filepath.Join(c.DataDir, "credentials.db") }
 
 // openStore opens the encrypted store (taking its lock). It creates nothing: a missing store is
 // credstore.ErrNoStore, explained.
@@ -30,12 +27,7 @@ func (a *app) openStore() (*credstore.Store, error) {
 // openStoreFor resolves the master key (OEPROXY_MASTER_KEY, then OEPROXY_PASSPHRASE, then the key file) and
 // opens the store, taking its lock. Only create (connect, serve) makes a new store.
 func openStoreFor(c *config.Config, create bool) (*credstore.Store, error) {
-	keys, err := credstore.ResolveKey(os.Getenv, c.Store.KeyFile, c.DataDir)
-	if err != nil {
-		return nil, err
-	}
-	return credstore.Open(storePath(c), keys, credstore.Options{PortBase: c.Listen.PortBase,
-		NoCreate: !create, AllowSymlinks: c.Store.AllowSymlinks})
+	return bootstrap.OpenStore(c, create, os.Getenv)
 }
 
 // newKeyAdvice is what a user is told once, when oeproxy made the store's master key file: it is the one thing
@@ -76,7 +68,7 @@ func (a *app) openControl(ctx context.Context, create bool) (daemon.Control, fun
 	if err != nil {
 		return nil, nil, err
 	}
-	sock := filepath.Join(c.DataDir, daemon.SocketName)
+	sock := bootstrap.SocketPath(&c.Config)
 	cl, err := daemon.DialControl(ctx, sock)
 	if err == nil {
 		return cl, cl.Close, nil
@@ -95,7 +87,7 @@ func (a *app) openControl(ctx context.Context, create bool) (daemon.Control, fun
 		fmt.Fprintln(a.err, newKeyAdvice(kf))
 	}
 	p := &daemon.Printers{Store: st, PortBase: c.Listen.PortBase, ListenHost: c.Listen.Host,
-		RelayDomain: c.OctoEverywhere.RelayDomain, DetectPlatform: directDetector(&c.Config)}
+		RelayDomain: c.OctoEverywhere.RelayDomain, DefaultRoute: c.Route, DetectPlatform: directDetector(&c.Config)}
 	return p, func() { st.Close() }, nil
 }
 
@@ -111,6 +103,10 @@ func (n noStore) Add(context.Context, daemon.AddRequest) (credstore.PublicRecord
 }
 
 func (n noStore) Remove(context.Context, string) (credstore.PublicRecord, error) {
+	return credstore.PublicRecord{}, n.err
+}
+
+func (n noStore) Change(context.Context, string, daemon.Change) (credstore.PublicRecord, error) {
 	return credstore.PublicRecord{}, n.err
 }
 

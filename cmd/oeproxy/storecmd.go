@@ -14,8 +14,6 @@ import (
 	"github.com/oeproxy/oeproxy/credstore"
 )
 
-func init() { commands = append(commands, newStoreCmd) }
-
 // Environment variables that carry the new key for rotate-key (the current one stays in OEPROXY_MASTER_KEY or
 // OEPROXY_PASSPHRASE while the store is opened).
 const (

@@ -8,8 +8,6 @@ import (
 	"github.com/oeproxy/oeproxy/internal/version"
 )
 
-func init() { commands = append(commands, newVersionCmd) }
-
 func newVersionCmd(a *app) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{

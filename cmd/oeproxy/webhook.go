@@ -13,8 +13,6 @@ import (
 	"github.com/oeproxy/oeproxy/internal/oe"
 )
 
-func init() { commands = append(commands, newWebhookCmd) }
-
 func newWebhookCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "webhook",

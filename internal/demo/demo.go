@@ -19,7 +19,7 @@ import (
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/daemon"
 	"github.com/oeproxy/oeproxy/front"
-	"github.com/oeproxy/oeproxy/internal/oenet"
+	"github.com/oeproxy/oeproxy/internal/bootstrap"
 	"github.com/oeproxy/oeproxy/oesim"
 	"github.com/oeproxy/oeproxy/portalflow"
 )
@@ -32,6 +32,9 @@ type Options struct {
 	PortBase int
 	// Check fetches each printer's API through oeproxy and reports the result.
 	Check bool
+	// ExitAfter, when set, is when the demo stops by itself (the caller's deadline): the summary says so
+	// instead of asking for Ctrl-C.
+	ExitAfter time.Duration
 	// Ready, when set, is called with the printers once they are served (tests).
 	Ready func(printers []credstore.PublicRecord)
 }
@@ -84,17 +87,17 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return err
 	}
-	st, err := credstore.Open(filepath.Join(c.DataDir, "credentials.db"),
-		credstore.KeyFile(c.Store.KeyFile), credstore.Options{PortBase: c.Listen.PortBase})
+	// The demo's store takes its key from its own key file only: a master key in this shell's environment
+	// belongs to the user's real store.
+	st, err := bootstrap.OpenStore(&c, true, func(string) string { return "" })
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	roots, err := oenet.LoadRoots(caFile)
+	net, err := bootstrap.Net(&c)
 	if err != nil {
 		return err
 	}
-	net := oenet.Options{ConnectTo: sim.Addr, RootCAs: roots, MaxConnsPerHost: c.OctoEverywhere.MaxConnections}
 	transport, wsTransport := net.Transport(), net.WebSocketTransport()
 	defer transport.CloseIdleConnections()
 	defer wsTransport.CloseIdleConnections()
@@ -134,6 +137,11 @@ func Run(ctx context.Context, o Options) error {
 			keys[rec.Name] = key
 		}
 	}
+	// The first health checks log a line per printer: let them come before the summary, not through it.
+	for settle := time.Now().Add(3 * time.Second); !d.HealthSettled() && time.Now().Before(settle); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	fmt.Fprintln(out)
 	for _, r := range linked {
 		fmt.Fprintf(out, "%s (%s)\n", r.PrinterName, r.Name)
 		if key, ok := keys[r.Name]; ok {
@@ -150,6 +158,12 @@ func Run(ctx context.Context, o Options) error {
 	}
 	fmt.Fprintln(out, "PrusaSlicer/OrcaSlicer: add a physical printer, host type OctoPrint (or Klipper for the Moonraker")
 	fmt.Fprintln(out, "printer), and paste the slicer host above; any API key works on the simulated printers.")
+	fmt.Fprintln(out)
+	fmt.Fprintf(out, "Admin page (one-time login):  %s\n", d.AdminLoginURL())
+	fmt.Fprintln(out, "Try the CLI against this demo, in another terminal:")
+	fmt.Fprintf(out, "  oeproxy --data-dir %s list\n", c.DataDir)
+	fmt.Fprintf(out, "  oeproxy --data-dir %s status\n", c.DataDir)
+	fmt.Fprintf(out, "  oeproxy --data-dir %s admin\n\n", c.DataDir)
 	if o.Check {
 		if err := check(ctx, out, linked, keys); err != nil {
 			stop()
@@ -160,7 +174,11 @@ func Run(ctx context.Context, o Options) error {
 	if o.Ready != nil {
 		o.Ready(linked)
 	}
-	fmt.Fprintln(out, "Press Ctrl-C to stop; the temporary data directory is removed on exit.")
+	if o.ExitAfter > 0 {
+		fmt.Fprintf(out, "The demo stops by itself after %s (--exit-after); the temporary data directory is removed then.\n", o.ExitAfter)
+	} else {
+		fmt.Fprintln(out, "Press Ctrl-C to stop; the temporary data directory is removed on exit.")
+	}
 	select {
 	case <-ctx.Done():
 	case err := <-runErr:
@@ -173,33 +191,32 @@ func Run(ctx context.Context, o Options) error {
 // link runs the real portal flow for one simulated printer: discovery on its LAN address, the portal
 // (auto-approved, with the simulation's client playing the browser), the loopback callback, and the store.
 func link(ctx context.Context, sim *oesim.Sim, c *config.Config, ctl daemon.Control, p *oesim.Printer, frontKey string, log *zap.Logger) (credstore.PublicRecord, error) {
-	lan := p.BackendURL
-	id, warn := portalflow.DiscoverPrinterID(ctx, lan, "", &http.Client{Timeout: 5 * time.Second})
-	if warn != nil {
-		log.Warn("printer ID not discovered", zap.String("printer", p.Name), zap.Error(warn))
-	}
-	flow, err := portalflow.NewFlow(portalflow.FlowOptions{
-		PortalURL: c.OctoEverywhere.PortalURL, AppID: c.OctoEverywhere.AppID, RelayDomain: c.OctoEverywhere.RelayDomain,
-		PrinterID: id, ListenAddr: "127.0.0.1:0", Logger: log,
+	var rec credstore.PublicRecord
+	req := daemon.AddRequest{FrontAPIKey: frontKey}
+	_, err := portalflow.Link(ctx, portalflow.LinkOptions{
+		Flow: portalflow.FlowOptions{
+			PortalURL: c.OctoEverywhere.PortalURL, AppID: c.OctoEverywhere.AppID, RelayDomain: c.OctoEverywhere.RelayDomain,
+			ListenAddr: "127.0.0.1:0", Logger: log,
+		},
+		PrinterURL: p.BackendURL,
+		Discovered: func(id string, warn error) {
+			req.PrinterID = id
+			if warn != nil {
+				log.Warn("printer ID not discovered", zap.String("printer", p.Name), zap.Error(warn))
+			}
+		},
+		Show: func(ctx context.Context, _ *portalflow.Flow, portal string) error {
+			return browse(ctx, sim.HTTPClient(), portal)
+		},
+		Keep: func(ctx context.Context, comp portalflow.Completion) (string, error) {
+			req.Completion = comp
+			var err error
+			rec, err = ctl.Add(ctx, req)
+			return "", err
+		},
+		Timeout: 10 * time.Second,
 	})
-	if err != nil {
-		return credstore.PublicRecord{}, err
-	}
-	defer flow.Close()
-	portal, err := flow.Start(ctx)
-	if err != nil {
-		return credstore.PublicRecord{}, err
-	}
-	if err := browse(ctx, sim.HTTPClient(), portal); err != nil {
-		return credstore.PublicRecord{}, err
-	}
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	comp, err := flow.Wait(wctx)
-	if err != nil {
-		return credstore.PublicRecord{}, err
-	}
-	return ctl.Add(ctx, daemon.AddRequest{Completion: comp, PrinterID: id, FrontAPIKey: frontKey})
+	return rec, err
 }
 
 // browse follows the portal's redirect to the loopback callback, as a browser would.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -22,7 +23,7 @@ func TestDemoLinksAndServesBothPrinters(t *testing.T) {
 	defer cancel()
 	var out bytes.Buffer
 	var served []credstore.PublicRecord
-	err := Run(ctx, Options{Out: &out, PortBase: 23000, Check: true, Ready: func(p []credstore.PublicRecord) {
+	err := Run(ctx, Options{Out: &out, PortBase: 23000, Check: true, ExitAfter: time.Minute, Ready: func(p []credstore.PublicRecord) {
 		served = p
 		for _, r := range p {
 			resp, err := http.Get(r.LocalURL + "/")
@@ -42,6 +43,17 @@ func TestDemoLinksAndServesBothPrinters(t *testing.T) {
 	}
 	if len(served) != 3 {
 		t.Fatalf("demo served %d printers, want 3 (OctoPrint, Moonraker, Bambu):\n%s", len(served), out.String())
+	}
+	// The summary names everything a user needs to try the CLI, and does not ask for Ctrl-C when the demo
+	// stops by itself.
+	for _, want := range []string{"Admin page (one-time login):  http://127.0.0.1:", "/login?token=", " status\n", " list\n",
+		"stops by itself after 1m0s"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "Press Ctrl-C") {
+		t.Errorf("summary asks for Ctrl-C although --exit-after is set:\n%s", out.String())
 	}
 	if strings.Count(out.String(), "check: GET") != 3 || !strings.Contains(out.String(), "mosquitto_sub -h 127.0.0.1") {
 		t.Errorf("self-check output:\n%s", out.String())

@@ -50,6 +50,8 @@ func NewWithLevel(level, format string, w io.Writer) (*zap.Logger, zap.AtomicLev
 	encCfg := zap.NewProductionEncoderConfig()
 	encCfg.TimeKey = "ts"
 	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	// "30s", not 30 (production's seconds as a float): an operator reads the unit with the number.
+	encCfg.EncodeDuration = zapcore.StringDurationEncoder
 	var enc zapcore.Encoder
 	switch format {
 	case "json":

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -87,5 +88,18 @@ func TestNewRejectsBadValues(t *testing.T) {
 	log.Info("hello", zap.Int("n", 1))
 	if !strings.HasPrefix(strings.TrimSpace(buf.String()), "{") {
 		t.Errorf("non-terminal output should be JSON, got %q", buf.String())
+	}
+}
+
+// Durations are logged with their unit, as the config writes them.
+func TestDurationsHaveUnits(t *testing.T) {
+	var buf bytes.Buffer
+	l, err := New("info", "json", &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Info("x", zap.Duration("grace", 30*time.Second), zap.Duration("took", 1500*time.Millisecond))
+	if out := buf.String(); !strings.Contains(out, `"grace":"30s"`) || !strings.Contains(out, `"took":"1.5s"`) {
+		t.Errorf("durations: %s", out)
 	}
 }

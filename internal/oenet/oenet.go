@@ -66,8 +66,10 @@ func (o Options) TLSConfig() *tls.Config {
 }
 
 // Transport returns a new HTTP transport toward OctoEverywhere. It never adds Accept-Encoding (so bodies pass
-// byte-identical), has no response-header timeout (the relay stores a whole upload before the printer answers),
-// and speaks HTTP/1.1 only, since WebSocket upgrades and MJPEG streams need it.
+// byte-identical) and has no response-header timeout (the relay stores a whole upload before the printer
+// answers). It speaks HTTP/1.1 only, also to a relay that offers h2: the WAN bench showed no gain from h2 (a
+// browser sends at most six requests at once to oeproxy, and warm HTTP/1.1 connections carry six as fast), and
+// one TCP connection for everything is worse on a lossy link (bench/NOTES.md).
 func (o Options) Transport() *http.Transport {
 	idle := 256
 	if o.MaxConnsPerHost > 0 {
@@ -79,17 +81,20 @@ func (o Options) Transport() *http.Transport {
 		TLSClientConfig:     o.TLSConfig(),
 		TLSHandshakeTimeout: orDefault(o.TLSHandshakeTimeout, 10*time.Second),
 		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
+		Protocols:           http1Only(),
 		// A relay connection costs a TLS handshake, so keep as many idle as a busy client used at once: with 32,
 		// 64 concurrent requests made the transport dial and drop ~1 connection per 9 requests, and small-GET
 		// throughput was 0.57 of what 128 gives (make bench). Idle ones still close after IdleConnTimeout.
 		// With a cap, as many idle as the cap: no connection is ever closed for lack of room and reopened.
 		// Without one, 1,000 clients at once dialled (and TLS-handshaked) the relay faster than it answered
 		// on 2 cores, and handshakes timed out (make soak); a cap turns that into a short wait for a warm connection.
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   idle,
-		MaxConnsPerHost:       o.MaxConnsPerHost,
-		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: idle,
+		MaxConnsPerHost:     o.MaxConnsPerHost,
+		// Longer than the relay keeps an idle connection (oesim: 2 minutes), so that the relay, not oeproxy, ends
+		// it: a user coming back after a minute or two finds a warm connection (one round trip to the first
+		// answer instead of three). A connection the relay closed is noticed by its read loop and dropped.
+		IdleConnTimeout:       5 * time.Minute,
 		ExpectContinueTimeout: 1 * time.Second,
 		ReadBufferSize:        32 << 10,
 		WriteBufferSize:       32 << 10,
@@ -106,6 +111,13 @@ func (o Options) WebSocketTransport() *http.Transport {
 	t.MaxIdleConns, t.MaxIdleConnsPerHost = 0, 4 // only refused handshakes (a 6xx, a 404) leave a connection to reuse
 	t.ReadBufferSize, t.WriteBufferSize = 0, 0   // net/http's 4 KiB
 	return t
+}
+
+// http1Only: WebSocket upgrades and MJPEG streams need HTTP/1.1, and h2 did not help (see Transport).
+func http1Only() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	return p
 }
 
 func orDefault(d, def time.Duration) time.Duration {

@@ -142,6 +142,25 @@ func (m *Moonraker) callRPC(cl *wsClient, method string, params json.RawMessage)
 			return nil, err.(*rpcError)
 		}
 		return v, nil
+	case "server.database.post_item", "server.database.delete_item":
+		var p struct {
+			Namespace, Key string
+			Value          any
+		}
+		if err := decodeParams(params, &p); err != nil {
+			return nil, err
+		}
+		var v any
+		var err error
+		if method == "server.database.post_item" {
+			v, err = m.dbPostItem(p.Namespace, p.Key, p.Value)
+		} else {
+			v, err = m.dbDeleteItem(p.Namespace, p.Key)
+		}
+		if err != nil {
+			return nil, err.(*rpcError)
+		}
+		return v, nil
 	case "server.connection.identify":
 		return map[string]any{"connection_id": cl.id}, nil
 	case "server.websocket.id":

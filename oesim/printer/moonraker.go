@@ -2,9 +2,13 @@ package printer
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
 	"net/http"
 	"path"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,7 +38,8 @@ type Moonraker struct {
 
 	mu      sync.Mutex
 	uploads []Upload
-	tokens  map[string]time.Time // oneshot token → expiry
+	tokens  map[string]time.Time      // oneshot token → expiry
+	db      map[string]map[string]any // writable namespaces: namespace → key → value
 }
 
 // NewMoonraker returns a Moonraker-flavoured printer. Call Close when done.
@@ -43,7 +48,7 @@ func NewMoonraker(o MoonrakerOptions) *Moonraker {
 	o.FrameInterval = orDefault(o.FrameInterval, DefaultFrameInterval)
 	o.PluginVersion = orDefault(o.PluginVersion, DefaultPluginVersion)
 	m := &Moonraker{opts: o, log: orDefault(o.Logger, zap.NewNop()), life: newLife(), machine: newMachine(),
-		tokens: map[string]time.Time{}}
+		tokens: map[string]time.Time{}, db: map[string]map[string]any{}}
 	m.webcam = &webcam{interval: o.FrameInterval, life: m.life, start: time.Now()}
 
 	api := http.NewServeMux()
@@ -58,6 +63,11 @@ func NewMoonraker(o MoonrakerOptions) *Moonraker {
 	api.HandleFunc("GET /server/database/item", m.authed(m.httpResult(func(r *http.Request) (any, error) {
 		q := r.URL.Query()
 		return m.dbGetItem(q.Get("namespace"), q.Get("key"))
+	})))
+	api.HandleFunc("POST /server/database/item", m.authed(m.httpResult(m.dbPostHTTP)))
+	api.HandleFunc("DELETE /server/database/item", m.authed(m.httpResult(func(r *http.Request) (any, error) {
+		q := r.URL.Query()
+		return m.dbDeleteItem(q.Get("namespace"), q.Get("key"))
 	})))
 	api.HandleFunc("GET /access/oneshot_token", m.authed(m.httpResult(func(*http.Request) (any, error) {
 		return m.newOneshotToken(), nil
@@ -203,12 +213,32 @@ func (m *Moonraker) printerInfo() map[string]any {
 }
 
 // dbGetItem reads Moonraker's database: the OctoEverywhere plugin stores its printer id under
-// namespace "octoeverywhere", key "public.printerId" (research §6.2).
+// namespace "octoeverywhere", key "public.printerId" (research §6.2); other namespaces hold what clients wrote.
 func (m *Moonraker) dbGetItem(namespace, key string) (any, error) {
 	if namespace == "" {
 		return nil, &rpcError{Code: http.StatusBadRequest, Message: "No data for argument: namespace"}
 	}
-	if namespace != "octoeverywhere" || m.opts.PrinterID == "" {
+	if namespace != "octoeverywhere" {
+		m.mu.Lock()
+		ns, ok := m.db[namespace]
+		var v any
+		found := false
+		if ok {
+			v, found = ns[key]
+			if key == "" {
+				v, found = maps.Clone(ns), true
+			}
+		}
+		m.mu.Unlock()
+		if !ok {
+			return nil, &rpcError{Code: http.StatusNotFound, Message: fmt.Sprintf("Namespace '%s' not found", namespace)}
+		}
+		if !found {
+			return nil, &rpcError{Code: http.StatusNotFound, Message: fmt.Sprintf("Key '%s' in namespace '%s' not found", key, namespace)}
+		}
+		return dbResult(namespace, key, v), nil
+	}
+	if m.opts.PrinterID == "" {
 		return nil, &rpcError{Code: http.StatusNotFound, Message: fmt.Sprintf("Namespace '%s' not found", namespace)}
 	}
 	public := map[string]any{"printerId": m.opts.PrinterID, "pluginVersion": m.opts.PluginVersion}
@@ -225,11 +255,77 @@ func (m *Moonraker) dbGetItem(namespace, key string) (any, error) {
 	default:
 		return nil, &rpcError{Code: http.StatusNotFound, Message: fmt.Sprintf("Key '%s' in namespace '%s' not found", key, namespace)}
 	}
+	return dbResult(namespace, key, v), nil
+}
+
+func dbResult(namespace, key string, v any) map[string]any {
 	res := map[string]any{"namespace": namespace, "value": v}
 	if key != "" {
 		res["key"] = key
 	}
-	return res, nil
+	return res
+}
+
+// readOnlyNamespaces refuse writes: Moonraker's own, and (a choice of the sim) the plugin's, whose keys "must
+// never change" (research §6.2), so that a test cannot fake a printer id by writing it.
+var readOnlyNamespaces = map[string]bool{"moonraker": true, "octoeverywhere": true}
+
+// dbPostHTTP is POST /server/database/item: namespace, key and value from a JSON body or from the query.
+func (m *Moonraker) dbPostHTTP(r *http.Request) (any, error) {
+	var p struct {
+		Namespace string `json:"namespace"`
+		Key       string `json:"key"`
+		Value     any    `json:"value"`
+	}
+	if strings.Contains(r.Header.Get("Content-Type"), "json") {
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&p); err != nil {
+			return nil, &rpcError{Code: http.StatusBadRequest, Message: "Invalid JSON body: " + err.Error()}
+		}
+	} else {
+		q := r.URL.Query()
+		p.Namespace, p.Key = q.Get("namespace"), q.Get("key")
+		if q.Has("value") {
+			p.Value = q.Get("value")
+		}
+	}
+	return m.dbPostItem(p.Namespace, p.Key, p.Value)
+}
+
+func (m *Moonraker) dbPostItem(namespace, key string, value any) (any, error) {
+	switch {
+	case namespace == "":
+		return nil, &rpcError{Code: http.StatusBadRequest, Message: "No data for argument: namespace"}
+	case key == "":
+		return nil, &rpcError{Code: http.StatusBadRequest, Message: "No data for argument: key"}
+	case value == nil:
+		return nil, &rpcError{Code: http.StatusBadRequest, Message: "No data for argument: value"}
+	case readOnlyNamespaces[namespace]:
+		return nil, &rpcError{Code: http.StatusForbidden, Message: fmt.Sprintf("Write access to namespace '%s' is forbidden", namespace)}
+	}
+	m.mu.Lock()
+	if m.db[namespace] == nil {
+		m.db[namespace] = map[string]any{}
+	}
+	m.db[namespace][key] = value
+	m.mu.Unlock()
+	return dbResult(namespace, key, value), nil
+}
+
+func (m *Moonraker) dbDeleteItem(namespace, key string) (any, error) {
+	if readOnlyNamespaces[namespace] {
+		return nil, &rpcError{Code: http.StatusForbidden, Message: fmt.Sprintf("Write access to namespace '%s' is forbidden", namespace)}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.db[namespace][key]
+	if !ok {
+		return nil, &rpcError{Code: http.StatusNotFound, Message: fmt.Sprintf("Key '%s' in namespace '%s' not found", key, namespace)}
+	}
+	delete(m.db[namespace], key)
+	if len(m.db[namespace]) == 0 {
+		delete(m.db, namespace)
+	}
+	return dbResult(namespace, key, v), nil
 }
 
 func (m *Moonraker) printHTTP(r *http.Request) (any, error) {

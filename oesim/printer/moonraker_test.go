@@ -2,6 +2,7 @@ package printer
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -291,5 +292,51 @@ func TestStrictOrigin(t *testing.T) {
 				t.Fatalf("refusal %v, want 403", resp)
 			}
 		})
+	}
+}
+
+// TestMoonrakerDatabaseWrite: a client may write to its own namespace and read it back (oeproxy's LAN proof
+// writes a nonce there), but not to Moonraker's or the OctoEverywhere plugin's.
+func TestMoonrakerDatabaseWrite(t *testing.T) {
+	t.Parallel()
+	_, api, _ := newMoonraker(t, MoonrakerOptions{PrinterID: testID})
+	item := api.URL + "/server/database/item"
+	steps := []struct {
+		name, method, url, body string
+		status                  int
+		value                   any
+	}{
+		{"absent at first", "GET", item + "?namespace=oeproxy&key=proof", "", 404, nil},
+		{"write json", "POST", item, `{"namespace":"oeproxy","key":"proof","value":"N1"}`, 200, "N1"},
+		{"read back", "GET", item + "?namespace=oeproxy&key=proof", "", 200, "N1"},
+		{"overwrite by query", "POST", item + "?namespace=oeproxy&key=proof&value=N2", "", 200, "N2"},
+		{"read new value", "GET", item + "?namespace=oeproxy&key=proof", "", 200, "N2"},
+		{"plugin namespace is read-only", "POST", item, `{"namespace":"octoeverywhere","key":"public.printerId","value":"X"}`, 403, nil},
+		{"printer id unchanged", "GET", item + "?namespace=octoeverywhere&key=public.printerId", "", 200, testID},
+		{"no value", "POST", item, `{"namespace":"oeproxy","key":"proof"}`, 400, nil},
+		{"delete", "DELETE", item + "?namespace=oeproxy&key=proof", "", 200, "N2"},
+		{"gone after delete", "GET", item + "?namespace=oeproxy&key=proof", "", 404, nil},
+	}
+	for _, s := range steps {
+		var body io.Reader
+		hdr := map[string]string{}
+		if s.body != "" {
+			body = strings.NewReader(s.body)
+			hdr["Content-Type"] = "application/json"
+		}
+		resp, b := do(t, s.method, s.url, hdr, body)
+		if resp.StatusCode != s.status {
+			t.Fatalf("%s: status %d, want %d: %s", s.name, resp.StatusCode, s.status, b)
+		}
+		if s.value == nil {
+			continue
+		}
+		var doc any
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if got := dig(doc, "result", "value"); got != s.value {
+			t.Fatalf("%s: value %v, want %v", s.name, got, s.value)
+		}
 	}
 }

@@ -24,7 +24,10 @@ func main() {
 	noHAProxy := flag.Bool("no-haproxy", false, "skip the HAProxy path even when haproxy is installed")
 	bin := flag.String("oeproxy", "", "use this oeproxy binary instead of building one")
 	notes := flag.String("notes", "bench/NOTES.md", "markdown appended to the results under \"Notes\" when the file exists (profiles, before/after figures)")
-	only := flag.String("only", "", "comma-separated groups to run: start,transfer,get,drip,ws,mjpeg,webcam,idlews (default all)")
+	only := flag.String("only", "", "comma-separated groups to run: start,transfer,get,drip,ws,mjpeg,webcam,idlews,wan (default all)")
+	wanIdle := flag.Duration("wan-idle", 0, "idle time before the WAN group's cold request (default 90s, or 200ms with -quick)")
+	wanProfiles := flag.String("wan-profiles", "", "comma-separated WAN profiles to run, of: wan40,wan150,wan150h2 (default all, or wan40,wan150h2 with -quick)")
+	wanRounds := flag.Int("wan-rounds", 0, "rounds of the WAN group per link profile (default 2, or 1 with -quick)")
 	flag.Parse()
 
 	cfg := bench.FullConfig()
@@ -33,6 +36,23 @@ func main() {
 	}
 	if *rounds > 0 {
 		cfg.Rounds = *rounds
+	}
+	if *wanIdle > 0 {
+		cfg.WANIdle = *wanIdle
+	}
+	if *wanProfiles != "" {
+		cfg.WANProfiles = nil
+		for _, k := range strings.Split(*wanProfiles, ",") {
+			p, ok := bench.WANProfile(k)
+			if !ok {
+				fmt.Fprintln(os.Stderr, "bench: no WAN profile", k)
+				os.Exit(2)
+			}
+			cfg.WANProfiles = append(cfg.WANProfiles, p)
+		}
+	}
+	if *wanRounds > 0 {
+		cfg.WANRounds = *wanRounds
 	}
 	cfg.Wrk = bench.FindWrk()
 	if !*noNginx {
