@@ -120,6 +120,7 @@ func sampleRecord(t testing.TB, name string, port int) Record {
 		Platform:             "bambu",
 		FrontAPIKey:          "FrontAPIKey" + tag,
 		MQTTPort:             30000 + int(n),
+		MQTTTLS:              true,
 		LoopbackIP:           fmt.Sprintf("127.1.%d.%d", n/250%250, n%250+2),
 	}
 }

@@ -54,6 +54,8 @@ type Record struct {
 	FrontAPIKey string
 	// MQTTPort is the printer's local MQTT bridge port (package mqttbridge); 0: no bridge.
 	MQTTPort int
+	// MQTTTLS makes the MQTT port speak TLS (a self-signed certificate made at each start).
+	MQTTTLS bool
 	// LoopbackIP is the printer's own loopback address (127.0.0.2, ...) where it also answers on the fixed ports
 	// its clients expect (Elegoo: 3030, 80, 7125, 8080); empty: none.
 	LoopbackIP    string
@@ -83,7 +85,8 @@ type PublicRecord struct {
 	WebhookSetAt       *time.Time `json:"webhook_set_at"` // null when no webhook was set
 	Platform           string     `json:"platform"`       // "" when not known
 	HasFrontAPIKey     bool       `json:"has_front_api_key"`
-	MQTTPort           int        `json:"mqtt_port,omitempty"`        // absent: no MQTT bridge
+	MQTTPort           int        `json:"mqtt_port,omitempty"` // absent: no MQTT bridge
+	MQTTTLS            bool       `json:"mqtt_tls,omitempty"`
 	LoopbackAddress    string     `json:"loopback_address,omitempty"` // absent: no address of its own
 	// Damaged is set, with what to do, for a stored record that cannot be read (Name is its stand-in, Port 0);
 	// absent otherwise.
@@ -124,6 +127,7 @@ func (r Record) PublicWithHost(host string) PublicRecord {
 		HasFrontAPIKey:     r.FrontAPIKey != "",
 		MQTTPort:           r.MQTTPort,
 		LoopbackAddress:    r.LoopbackIP,
+		MQTTTLS:            r.MQTTTLS,
 	}
 	if !r.WebhookSetAt.IsZero() {
 		t := r.WebhookSetAt.UTC().Truncate(time.Second)
@@ -256,6 +260,7 @@ type diskRecord struct {
 	FrontAPIKey          string    `json:"fk,omitempty"`
 	MQTTPort             int       `json:"mq,omitempty"`
 	LoopbackIP           string    `json:"lip,omitempty"`
+	MQTTTLS              bool      `json:"mqt,omitempty"`
 }
 
 // padTo is the block the plaintext is padded to, so that ciphertext lengths say little about the secrets.
@@ -272,6 +277,7 @@ func encodeRecord(r Record) ([]byte, error) {
 		Port: r.Port, Route: r.Route, LANURL: r.LANURL, CreatedAt: r.CreatedAt,
 		WebhookURL: r.WebhookURL, WebhookEvents: r.WebhookEvents, WebhookSetAt: r.WebhookSetAt,
 		Platform: r.Platform, FrontAPIKey: r.FrontAPIKey, MQTTPort: r.MQTTPort, LoopbackIP: r.LoopbackIP,
+		MQTTTLS: r.MQTTTLS,
 	})
 	if err != nil {
 		return nil, err
@@ -299,7 +305,7 @@ func decodeRecord(plain []byte) (Record, error) {
 		Port: d.Port, Route: d.Route, LANURL: d.LANURL, CreatedAt: d.CreatedAt,
 		WebhookURL: d.WebhookURL, WebhookEvents: d.WebhookEvents, WebhookSetAt: d.WebhookSetAt,
 		Platform: d.Platform, FrontAPIKey: d.FrontAPIKey, MQTTPort: d.MQTTPort, LoopbackIP: d.LoopbackIP,
-		SchemaVersion: SchemaVersion,
+		MQTTTLS: d.MQTTTLS, SchemaVersion: SchemaVersion,
 	}
 	if err := r.validate(); err != nil {
 		return Record{}, err

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,9 +30,18 @@ import (
 // MQTTPortBase is the first port handed to a printer's MQTT bridge: MQTT's own 1883, then up.
 const MQTTPortBase = 1883
 
-// MQTTControl turns a printer's MQTT bridge on (port 0: the next free one from MQTTPortBase) or off.
+// MQTTControl turns a printer's MQTT bridge on or off.
 type MQTTControl interface {
-	SetMQTT(ctx context.Context, name string, enable bool, port int) (credstore.PublicRecord, error)
+	SetMQTT(ctx context.Context, name string, req MQTTRequest) (credstore.PublicRecord, error)
+}
+
+// MQTTRequest is `oeproxy mqtt enable|disable`.
+type MQTTRequest struct {
+	Enable bool `json:"enable"`
+	// Port is the MQTT port; 0: the printer's, or the next free one from MQTTPortBase.
+	Port int `json:"port,omitempty"`
+	// TLS makes the port speak TLS with a self-signed certificate (for clients that insist on TLS).
+	TLS bool `json:"tls,omitempty"`
 }
 
 // UploadLimit is the account's upload limit from the last successful Info (0: not known yet).
@@ -165,7 +175,8 @@ func (p *Printers) freePortFrom(base int, existing []credstore.Record, also int)
 }
 
 // SetMQTT implements MQTTControl.
-func (p *Printers) SetMQTT(_ context.Context, name string, enable bool, port int) (credstore.PublicRecord, error) {
+func (p *Printers) SetMQTT(_ context.Context, name string, req MQTTRequest) (credstore.PublicRecord, error) {
+	enable, port := req.Enable, req.Port
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if port < 0 || port > 65535 {
@@ -177,6 +188,7 @@ func (p *Printers) SetMQTT(_ context.Context, name string, enable bool, port int
 	}
 	var rec credstore.Record
 	err = p.Store.Update(name, func(r *credstore.Record) error {
+		r.MQTTTLS = enable && req.TLS
 		switch {
 		case !enable:
 			r.MQTTPort = 0
@@ -203,24 +215,19 @@ func (p *Printers) SetMQTT(_ context.Context, name string, enable bool, port int
 }
 
 // SetMQTT implements MQTTControl over the socket.
-func (c *ControlClient) SetMQTT(ctx context.Context, name string, enable bool, port int) (credstore.PublicRecord, error) {
+func (c *ControlClient) SetMQTT(ctx context.Context, name string, req MQTTRequest) (credstore.PublicRecord, error) {
 	var out credstore.PublicRecord
-	return out, c.do(ctx, http.MethodPut, "/v1/printers/"+url.PathEscape(name)+"/mqtt", mqttRequest{Enable: enable, Port: port}, &out)
-}
-
-type mqttRequest struct {
-	Enable bool `json:"enable"`
-	Port   int  `json:"port,omitempty"`
+	return out, c.do(ctx, http.MethodPut, "/v1/printers/"+url.PathEscape(name)+"/mqtt", req, &out)
 }
 
 func mqttRoutes(mux *http.ServeMux, c Control) {
 	mux.HandleFunc("PUT /v1/printers/{name}/mqtt", func(w http.ResponseWriter, r *http.Request) {
-		var req mqttRequest
+		var req MQTTRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
 			reply(w, nil, fmt.Errorf("%w: %v", ErrInvalid, err))
 			return
 		}
-		rec, err := c.SetMQTT(r.Context(), r.PathValue("name"), req.Enable, req.Port)
+		rec, err := c.SetMQTT(r.Context(), r.PathValue("name"), req)
 		reply(w, rec, err)
 	})
 }
@@ -264,9 +271,17 @@ func (d *Daemon) startMQTT(ps *printerServer) {
 		Logger:       d.log,
 		PingInterval: d.cfg().WebSocket.PingInterval,
 	})
+	var tlsConf *tls.Config
+	if err == nil && ps.rec.MQTTTLS {
+		tlsConf, err = mqttbridge.SelfSignedTLS([]string{d.cfg().Listen.Host})
+	}
 	if err == nil {
 		var l net.Listener
 		if l, err = net.Listen("tcp", addr); err == nil {
+			scheme := "mqtt://"
+			if tlsConf != nil {
+				l, scheme = tls.NewListener(l, tlsConf), "mqtts://"
+			}
 			ps.mqttMu.Lock()
 			ps.mqtt = b
 			ps.mqttMu.Unlock()
@@ -277,7 +292,7 @@ func (d *Daemon) startMQTT(ps *printerServer) {
 					d.log.Error("MQTT bridge stopped", zap.String("printer", ps.rec.Name), zap.Error(err))
 				}
 			}()
-			d.log.Info("MQTT bridge serving", zap.String("printer", ps.rec.Name), zap.String("mqtt", "mqtt://"+addr))
+			d.log.Info("MQTT bridge serving", zap.String("printer", ps.rec.Name), zap.String("mqtt", scheme+addr))
 			return
 		}
 	}
@@ -306,7 +321,7 @@ func (d *Daemon) setMQTT(rec credstore.Record) error {
 	}
 	ps.stopMQTT()
 	d.mu.Lock()
-	ps.rec.MQTTPort = rec.MQTTPort
+	ps.rec.MQTTPort, ps.rec.MQTTTLS = rec.MQTTPort, rec.MQTTTLS
 	d.mu.Unlock()
 	d.startMQTT(ps)
 	ps.mqttMu.Lock()

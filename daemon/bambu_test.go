@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -69,13 +70,34 @@ func TestConnectBambuGetsFrontAndMQTT(t *testing.T) {
 		t.Fatalf("CONNACK %x %v, want accepted", ack, err)
 	}
 
-	off, err := d.Control().SetMQTT(context.Background(), "x1c", false, 0)
+	off, err := d.Control().SetMQTT(context.Background(), "x1c", MQTTRequest{})
 	if err != nil || off.MQTTPort != 0 {
 		t.Fatalf("disable: %+v %v", off, err)
 	}
 	if c, err := net.DialTimeout("tcp", mqttAddr, time.Second); err == nil {
 		c.Close()
 		t.Fatal("the MQTT port still accepts after mqtt disable")
+	}
+
+	// mqtt enable --tls: the same port with a certificate oeproxy made (clients that insist on TLS).
+	on, err := d.Control().SetMQTT(context.Background(), "x1c", MQTTRequest{Enable: true, Port: rec.MQTTPort, TLS: true})
+	if err != nil || on.MQTTPort != rec.MQTTPort || !on.MQTTTLS {
+		t.Fatalf("enable --tls: %+v %v", on, err)
+	}
+	tc, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", mqttAddr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // the bridge's certificate is self-signed by design
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	if cn := tc.ConnectionState().PeerCertificates[0].Subject.CommonName; cn != "oeproxy MQTT bridge" {
+		t.Fatalf("certificate %q", cn)
+	}
+	_ = tc.SetDeadline(time.Now().Add(15 * time.Second))
+	if _, err := tc.Write(mqttConnect); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(tc, ack); err != nil || !bytes.Equal(ack, []byte{0x20, 2, 0, 0}) {
+		t.Fatalf("CONNACK over TLS %x %v", ack, err)
 	}
 }
 

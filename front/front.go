@@ -108,6 +108,11 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.listFiles(w, r)
 	case "POST /api/files/local", "POST /api/files/sdcard", "POST /api/files/printer":
 		f.upload(w, r)
+	case "GET /api/printerprofiles":
+		// Cura reads the current profile; the plugin does not report one, so this is a plain single extruder.
+		writeJSON(w, http.StatusOK, map[string]any{"profiles": map[string]any{"_default": map[string]any{
+			"id": "_default", "name": f.opts.PrinterName, "default": true, "current": true, "heatedBed": true,
+			"heatedChamber": false, "extruder": map[string]any{"count": 1}}}})
 	case "GET /api/job":
 		f.job(w, r)
 	case "POST /api/job":
@@ -117,6 +122,10 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "GET /api/settings":
 		f.settings(w, r)
 	default:
+		if name, ok := strings.CutPrefix(r.URL.Path, "/api/files/local/"); ok && name != "" {
+			f.fileEntry(w, r, name)
+			return
+		}
 		octoError(w, http.StatusNotFound, "The requested URL was not found on the server (oeproxy's OctoPrint front implements the API slicers use, not all of OctoPrint's).")
 	}
 }
@@ -438,6 +447,47 @@ func (f *Front) listFiles(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"files": files, "free": nil, "total": nil})
+}
+
+// fileEntry answers GET (the file's entry, where an upload's Location points) and DELETE of /api/files/local/<name>.
+func (f *Front) fileEntry(w http.ResponseWriter, r *http.Request, name string) {
+	if strings.Contains(name, "/") || strings.HasPrefix(name, ".") {
+		octoError(w, http.StatusNotFound, "File not found")
+		return
+	}
+	vp := "gcode/" + name
+	switch r.Method {
+	case http.MethodDelete:
+		if err := f.call(r.Context(), http.MethodPost, "files/delete", url.Values{"path": {vp}}, strings.NewReader("{}"), nil); err != nil {
+			f.fail(w, err)
+			return
+		}
+		f.mu.Lock()
+		if f.selected == vp {
+			f.selected = ""
+		}
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	case http.MethodGet, http.MethodHead:
+		var res struct{ Root []fileNode }
+		if err := f.call(r.Context(), http.MethodGet, "files/list", nil, nil, &res); err != nil {
+			f.fail(w, err)
+			return
+		}
+		for _, n := range flatten(res.Root, nil) {
+			if n.Path == vp {
+				loc := "http://" + r.Host + "/api/files/local/" + url.PathEscape(name)
+				writeJSON(w, http.StatusOK, map[string]any{"name": name, "display": name, "path": name, "origin": "local",
+					"type": "machinecode", "typePath": []string{"machinecode", "gcode"}, "size": n.SizeBytes,
+					"date": int64(n.ModifiedTimeSec), "refs": map[string]string{"resource": loc}})
+				return
+			}
+		}
+		octoError(w, http.StatusNotFound, "File not found")
+	default:
+		w.Header().Set("Allow", "GET, HEAD, DELETE")
+		octoError(w, http.StatusMethodNotAllowed, "Use GET or DELETE on a file")
+	}
 }
 
 // webcamList is the plugin's webcam/list Result.

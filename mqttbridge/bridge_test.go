@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -219,5 +220,51 @@ func TestRelayCutClosesTheClient(t *testing.T) {
 				return false
 			})
 		})
+	}
+}
+
+func TestCloseEndsConnectedClients(t *testing.T) {
+	e := start(t)
+	lost := make(chan error, 1)
+	if _, err := e.client(t, "ha", lost); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.bridge.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close left the MQTT client connected")
+	}
+	if n := e.bridge.Clients(); n != 0 {
+		t.Fatalf("%d clients after Close", n)
+	}
+	if c, err := net.DialTimeout("tcp", e.addr, time.Second); err == nil {
+		c.Close()
+		t.Fatal("the port still accepts after Close")
+	}
+}
+
+func TestMQTT5IsRefused(t *testing.T) {
+	e := start(t)
+	c, err := net.DialTimeout("tcp", e.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	// CONNECT, protocol level 5, empty properties, client id "t".
+	if _, err := c.Write([]byte{0x10, 14, 0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 30, 0, 0, 1, 't'}); err != nil {
+		t.Fatal(err)
+	}
+	ack := make([]byte, 4)
+	if _, err := io.ReadFull(c, ack); err != nil || ack[0] != 0x20 || ack[3] != 0x01 {
+		t.Fatalf("CONNACK %x %v, want unacceptable protocol version", ack, err)
+	}
+	for _, r := range e.conn.Requests() {
+		if r.Path == proxy.MQTTProxyPath {
+			t.Fatal("an MQTT 5 client made the bridge dial the relay")
+		}
 	}
 }

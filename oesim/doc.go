@@ -85,7 +85,9 @@
 // # Printers behind the companion plugin (KindBambu, KindElegoo)
 //
 // A Bambu Lab printer has no HTTP server; an Elegoo Centauri Carbon has only its SDCP WebSocket (/websocket:
-// "ping" → "pong", requests acknowledged). Both answer the plugin command APIs (research §7, printer.PluginPrinter)
+// "ping" → "pong", requests acknowledged) and its page on / (with "ELEGOO", what OrcaSlicer's ElegooLink test
+// looks for). GET / on a Bambu backend is the companion's local web API (printer-ID discovery, research §6.3).
+// ElegooLink's chunked /uploadFile/upload is not modelled. Both answer the plugin command APIs (research §7, printer.PluginPrinter)
 // under /octoeverywhere-command-api/: GET status (JobStatus, PlatformVersion "<firmware>-<model>", Features,
 // ListWebcams), ping, webcam/list, webcam/snapshot and webcam/stream (MJPEG, boundary oestreamboundary; both with
 // x-oe-webcam-transform from PrinterOptions.WebcamTransform), files/list, PUT files/upload?path=gcode/<name>

@@ -247,6 +247,10 @@ func TestElegooSDCPAndNoMQTT(t *testing.T) {
 	if !strings.Contains(string(body), "Centauri Carbon") {
 		t.Fatalf("status: %s", body)
 	}
+	_, body = do(t, s.HTTPClient(), relayRequest(t, s, c, "GET", "/", nil, ""))
+	if !strings.Contains(string(body), "ELEGOO") {
+		t.Fatalf("the printer's page: %s", body)
+	}
 	_, body = do(t, s.HTTPClient(), relayRequest(t, s, c, "GET", "/octoeverywhere-command-api/proxy/mqtt", nil, ""))
 	if st, _, _ := envelopeOf(t, body); st != 788 {
 		t.Fatalf("MQTT proxy on a CC1: %s, want 788", body)

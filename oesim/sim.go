@@ -42,7 +42,8 @@ type Sim struct {
 	webhookClient *http.Client
 	ownWebhook    *http.Transport // set when the sim built webhookClient itself
 
-	wg sync.WaitGroup // request handlers and server loops
+	wg          sync.WaitGroup // request handlers and server loops
+	clientConns sync.WaitGroup // client connections of the TLS listener, until net/http has closed them
 
 	mu          sync.Mutex
 	closed      bool
@@ -151,6 +152,16 @@ func Start(ctx context.Context, o Options) (*Sim, error) {
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
 		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
 		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){}, // no HTTP/2
+		// Counted so that Close also waits for connections net/http keeps open after their last answer (it
+		// lingers up to 500 ms before closing one whose request body was left unread, as after an early 608).
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				s.clientConns.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				s.clientConns.Done()
+			}
+		},
 	}
 	if o.HTTP2 {
 		// net/http serves h2 on connections that negotiated it; the listener is ours, so say so explicitly.
@@ -279,7 +290,7 @@ func (s *Sim) Close() error {
 		p.close()
 	}
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() { s.wg.Wait(); s.clientConns.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(15 * time.Second):

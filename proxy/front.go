@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/oeproxy/oeproxy/front"
 	"github.com/oeproxy/oeproxy/internal/oe"
@@ -20,6 +21,35 @@ func (h *Handler) newFront() (*front.Front, error) {
 		return nil, fmt.Errorf("proxy: printer %q: %w", h.printer.Name, err)
 	}
 	return f, nil
+}
+
+// serveFront hands a request to the front, holding a relay slot (octoeverywhere.max_connections) for it as a
+// proxied request would, and reports it to RequestDone with Route "front".
+func (h *Handler) serveFront(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	cw := &countingWriter{ResponseWriter: w}
+	var cb *countingBody
+	if r.Body != nil && r.Body != http.NoBody {
+		cb = &countingBody{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: h.opts.BodyIdleTimeout}
+		r.Body = cb
+	}
+	defer func() {
+		cb.finish()
+		if h.opts.Hooks.RequestDone == nil {
+			return
+		}
+		st := RequestStats{Status: cw.status, BytesOut: cw.n, Route: "front", Duration: time.Since(start)}
+		if cb != nil {
+			st.BytesIn = cb.n.Load()
+		}
+		h.opts.Hooks.RequestDone(st)
+	}()
+	if !h.opts.RelaySlots.acquire(r, h.opts.RelayWait) {
+		h.relayBusy(cw, r)
+		return
+	}
+	defer h.opts.RelaySlots.release()
+	h.front.ServeHTTP(cw, r)
 }
 
 // relayDo sends one of the front's requests (a path and query only) to the relay host over the handler's

@@ -1,21 +1,26 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/oeproxy/oeproxy/internal/oenet"
+	"github.com/oeproxy/oeproxy/internal/testutil"
 	"github.com/oeproxy/oeproxy/oesim"
 )
 
@@ -48,10 +53,22 @@ func startFrontSim(t *testing.T, mod func(*Options)) (*simEnv, *oesim.Printer) {
 		t.Fatal(err)
 	}
 	e.local.Config.Handler = e.h
+	// net/http lingers half a second before closing a connection whose request body was left unread (the early
+	// 403 and 413); the cleanup waits for those connections so that goleak sees none.
+	var open atomic.Int32
+	e.local.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
 	e.local.Start()
 	t.Cleanup(func() {
 		e.h.Close()
 		e.local.Close()
+		testutil.WaitFor(t, "the front server's connections to close", func() bool { return open.Load() == 0 })
 		_ = sim.Close()
 		e.transport.CloseIdleConnections()
 		assertNoSecrets(t, e.logs, append(e.secrets(), frontKey)...)
@@ -184,16 +201,34 @@ func TestFrontPrusaSlicerUploadAndPrint(t *testing.T) {
 
 func TestFrontUploadLimitAndRelayCodes(t *testing.T) {
 	e, p := startFrontSim(t, func(o *Options) { o.UploadLimit = func() int64 { return 1 << 20 } })
-	resp, body := doBody(t, prusaSlicerUpload(t, e.local.URL, frontKey, make([]byte, 2<<20), false))
-	if resp.StatusCode != http.StatusRequestEntityTooLarge {
-		t.Fatalf("over the limit: %d %s, want 413", resp.StatusCode, body)
+	// A raw connection that sends the headers and the start of the body, as a slicer does before it hears back: the
+	// answer must come without the rest (an http.Client would race its own body writes against the early close).
+	big := prusaSlicerUpload(t, e.local.URL, frontKey, make([]byte, 2<<20), false)
+	c, err := net.Dial("tcp", e.local.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /api/files/local HTTP/1.1\r\nHost: %s\r\nX-Api-Key: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n",
+		e.local.Listener.Addr(), frontKey, big.Header.Get("Content-Type"), big.ContentLength)
+	head := make([]byte, 4096)
+	n, _ := big.Body.Read(head)
+	_, _ = c.Write(head[:n])
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("over the limit: %d, want 413", resp.StatusCode)
+	}
+	c.Close()
 	if n := len(e.conn.Requests()); n != 0 {
 		t.Fatalf("%d requests reached the relay for an upload refused at once", n)
 	}
 
 	// A print with print=false is stored only; then the printer goes offline: 601 passes with its meaning.
-	resp, body = doBody(t, prusaSlicerUpload(t, e.local.URL, frontKey, []byte("G28\n"), false))
+	resp, body := doBody(t, prusaSlicerUpload(t, e.local.URL, frontKey, []byte("G28\n"), false))
 	if resp.StatusCode != http.StatusCreated || len(p.Plugin().Starts()) != 0 {
 		t.Fatalf("print=false: %d %s, starts %v", resp.StatusCode, body, p.Plugin().Starts())
 	}
@@ -218,4 +253,19 @@ func doBody(t *testing.T, req *http.Request) (*http.Response, []byte) {
 		t.Fatal(err)
 	}
 	return resp, b
+}
+
+// Without a known limit the upload goes out, the relay stops it with 608, and the slicer gets 413 with the reason.
+func TestFrontUploadRefusedByTheRelay(t *testing.T) {
+	e, p := startFrontSim(t, nil)
+	lim := e.conn.Limits()
+	lim.MaxUploadFileSizeBytes = 1 << 20
+	e.conn.SetLimits(lim)
+	resp, body := doBody(t, prusaSlicerUpload(t, e.local.URL, frontKey, make([]byte, 2<<20), true))
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), "upload limit") {
+		t.Fatalf("%d %s, want 413 naming the upload limit", resp.StatusCode, body)
+	}
+	if len(p.Plugin().Starts()) != 0 {
+		t.Fatal("a refused upload started a print")
+	}
 }

@@ -309,7 +309,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.front != nil && !ws && front.Handles(r.URL.Path) {
-		h.front.ServeHTTP(w, r)
+		h.serveFront(w, r)
 		return
 	}
 	ip, _, err := net.SplitHostPort(r.RemoteAddr)

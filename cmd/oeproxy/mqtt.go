@@ -31,19 +31,21 @@ Bambu printers get the port at connect; this command sets it for others, or move
 
 func newMQTTEnableCmd(a *app) *cobra.Command {
 	var port int
+	var useTLS bool
 	cmd := &cobra.Command{
-		Use:     "enable NAME [--port P]",
+		Use:     "enable NAME [--port P] [--tls]",
 		Short:   "Give the printer a local MQTT port",
-		Example: "  oeproxy mqtt enable x1c\n  oeproxy mqtt enable x1c --port 8883\n  mosquitto_sub -h 127.0.0.1 -p 1883 -t 'device/+/report'",
+		Example: "  oeproxy mqtt enable x1c\n  oeproxy mqtt enable x1c --port 8883 --tls\n  mosquitto_sub -h 127.0.0.1 -p 1883 -t 'device/+/report'",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			if port < 0 || port > 65535 {
 				return usageError{fmt.Errorf("--port %d is not a TCP port (1..65535)", port)}
 			}
-			return a.setMQTT(cmd.Context(), argv[0], true, port)
+			return a.setMQTT(cmd.Context(), argv[0], daemon.MQTTRequest{Enable: true, Port: port, TLS: useTLS})
 		},
 	}
 	cmd.Flags().IntVar(&port, "port", 0, "local MQTT port (default: the printer's, or the first free one from 1883)")
+	cmd.Flags().BoolVar(&useTLS, "tls", false, "speak TLS with a self-signed certificate made at each start (for clients that insist on TLS and do not verify it)")
 	return cmd
 }
 
@@ -53,17 +55,19 @@ func newMQTTDisableCmd(a *app) *cobra.Command {
 		Short:   "Close the printer's local MQTT port",
 		Example: "  oeproxy mqtt disable x1c",
 		Args:    args(cobra.ExactArgs(1)),
-		RunE:    func(cmd *cobra.Command, argv []string) error { return a.setMQTT(cmd.Context(), argv[0], false, 0) },
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			return a.setMQTT(cmd.Context(), argv[0], daemon.MQTTRequest{})
+		},
 	}
 }
 
-func (a *app) setMQTT(ctx context.Context, name string, enable bool, port int) error {
+func (a *app) setMQTT(ctx context.Context, name string, req daemon.MQTTRequest) error {
 	ctl, done, err := a.control(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
-	rec, err := ctl.SetMQTT(ctx, name, enable, port)
+	rec, err := ctl.SetMQTT(ctx, name, req)
 	if err != nil && rec.Name == "" {
 		return err
 	}
@@ -84,11 +88,15 @@ func mqttURL(a *app, rec credstore.PublicRecord) string {
 	if c, err := a.config(); err == nil && c.Listen.Host != "" {
 		host = c.Listen.Host
 	}
-	return "mqtt://" + net.JoinHostPort(host, strconv.Itoa(rec.MQTTPort))
+	scheme := "mqtt://"
+	if rec.MQTTTLS {
+		scheme = "mqtts://"
+	}
+	return scheme + net.JoinHostPort(host, strconv.Itoa(rec.MQTTPort))
 }
 
 // SetMQTT implements daemon.Control: there is no store to change.
-func (n noStore) SetMQTT(context.Context, string, bool, int) (credstore.PublicRecord, error) {
+func (n noStore) SetMQTT(context.Context, string, daemon.MQTTRequest) (credstore.PublicRecord, error) {
 	return credstore.PublicRecord{}, n.err
 }
 

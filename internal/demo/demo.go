@@ -1,8 +1,9 @@
-// Package demo owns `oeproxy demo`: an offline end-to-end run that starts oesim (OctoEverywhere and two
-// simulated printers), links both printers through the real portal flow and the real loopback callback,
-// stores the credentials encrypted in a temporary data directory, and serves them with the real daemon. The
-// Moonraker printer is also on the "LAN" (127.0.0.2), so its port goes there once it proved it is the same
-// printer; the OctoPrint printer's last known address is unreachable from here, so it stays on the relay.
+// Package demo owns `oeproxy demo`: an offline end-to-end run that starts oesim (OctoEverywhere and three
+// simulated printers: OctoPrint, Moonraker and Bambu Lab), links them through the real portal flow and the real
+// loopback callback, stores the credentials encrypted in a temporary data directory, and serves them with the
+// real daemon. The Moonraker printer is also on the "LAN" (127.0.0.2), so its port goes there once it proved it
+// is the same printer; the OctoPrint printer's last known address is unreachable from here, so it stays on the
+// relay.
 package demo
 
 import (
@@ -20,6 +21,7 @@ import (
 	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/daemon"
+	"github.com/oeproxy/oeproxy/front"
 	"github.com/oeproxy/oeproxy/internal/bootstrap"
 	"github.com/oeproxy/oeproxy/oesim"
 	"github.com/oeproxy/oeproxy/portalflow"
@@ -53,6 +55,7 @@ func Run(ctx context.Context, o Options) error {
 		// 192.0.2.10 is TEST-NET-1: the printer is "at home" while this machine is away.
 		{Name: "Prusa MK4", Kind: oesim.KindOctoPrint, LocalIP: "192.0.2.10"},
 		{Name: "Voron 2.4", Kind: oesim.KindMoonraker, LAN: true},
+		{Name: "Bambu Lab X1C", Kind: oesim.KindBambu, Serial: "01S00C000000001"},
 	}})
 	if err != nil {
 		return fmt.Errorf("start the OctoEverywhere simulation: %w", err)
@@ -121,14 +124,22 @@ func Run(ctx context.Context, o Options) error {
 
 	fmt.Fprintf(out, "OctoEverywhere simulation on %s (portal %s)\n\n", sim.Addr, sim.PortalURL)
 	var linked []credstore.PublicRecord
+	keys := map[string]string{} // printer → the OctoPrint front's key, for printers that have the front
 	for _, p := range sim.Printers() {
-		rec, err := link(ctx, sim, &c, d.Control(), p, o.Logger)
+		key, err := front.NewAPIKey()
+		if err != nil {
+			return err
+		}
+		rec, err := link(ctx, sim, &c, d.Control(), p, key, o.Logger)
 		if err != nil {
 			stop()
 			<-runErr
 			return fmt.Errorf("link %s: %w", p.Name, err)
 		}
 		linked = append(linked, rec)
+		if rec.HasFrontAPIKey {
+			keys[rec.Name] = key
+		}
 	}
 	linked = waitRoutes(ctx, d.Control(), linked)
 	// The first health checks log a line per printer: let them come before the summary, not through it.
@@ -138,8 +149,16 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintln(out)
 	for _, r := range linked {
 		fmt.Fprintf(out, "%s (%s)\n", r.PrinterName, r.Name)
-		fmt.Fprintf(out, "  open in a browser:  %s/   (printer page: live webcam and WebSocket readout)\n", r.LocalURL)
-		fmt.Fprintf(out, "  slicer host:        %s\n", r.LocalURL)
+		if key, ok := keys[r.Name]; ok {
+			fmt.Fprintf(out, "  slicer host:        %s   (host type OctoPrint, API key %s)\n", r.LocalURL, key)
+			fmt.Fprintf(out, "  webcam:             %s/webcam/?action=stream\n", r.LocalURL)
+		} else {
+			fmt.Fprintf(out, "  open in a browser:  %s/   (printer page: live webcam and WebSocket readout)\n", r.LocalURL)
+			fmt.Fprintf(out, "  slicer host:        %s\n", r.LocalURL)
+		}
+		if r.MQTTPort != 0 {
+			fmt.Fprintf(out, "  MQTT:               mosquitto_sub -h 127.0.0.1 -p %d -t 'device/+/report'\n", r.MQTTPort)
+		}
 		fmt.Fprintf(out, "  relay host:         %s\n", r.RelayHost)
 		fmt.Fprintf(out, "  route:              %s, now %s%s\n\n", r.Route, r.ActiveRoute, lanNote(r))
 	}
@@ -152,7 +171,7 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(out, "  oeproxy --data-dir %s status\n", c.DataDir)
 	fmt.Fprintf(out, "  oeproxy --data-dir %s admin\n\n", c.DataDir)
 	if o.Check {
-		if err := check(ctx, out, linked); err != nil {
+		if err := check(ctx, out, linked, keys); err != nil {
 			stop()
 			<-runErr
 			return err
@@ -177,9 +196,9 @@ func Run(ctx context.Context, o Options) error {
 
 // link runs the real portal flow for one simulated printer: discovery on its LAN address, the portal
 // (auto-approved, with the simulation's client playing the browser), the loopback callback, and the store.
-func link(ctx context.Context, sim *oesim.Sim, c *config.Config, ctl daemon.Control, p *oesim.Printer, log *zap.Logger) (credstore.PublicRecord, error) {
+func link(ctx context.Context, sim *oesim.Sim, c *config.Config, ctl daemon.Control, p *oesim.Printer, frontKey string, log *zap.Logger) (credstore.PublicRecord, error) {
 	var rec credstore.PublicRecord
-	req := daemon.AddRequest{}
+	req := daemon.AddRequest{FrontAPIKey: frontKey}
 	_, err := portalflow.Link(ctx, portalflow.LinkOptions{
 		Flow: portalflow.FlowOptions{
 			PortalURL: c.OctoEverywhere.PortalURL, AppID: c.OctoEverywhere.AppID, RelayDomain: c.OctoEverywhere.RelayDomain,
@@ -237,12 +256,15 @@ func browse(ctx context.Context, simClient *http.Client, portal string) error {
 	return nil
 }
 
-// check fetches each printer's version endpoint through oeproxy.
-func check(ctx context.Context, out io.Writer, printers []credstore.PublicRecord) error {
+// check fetches each printer's version endpoint through oeproxy (with the front's key where it has one).
+func check(ctx context.Context, out io.Writer, printers []credstore.PublicRecord, keys map[string]string) error {
 	var errs []error
 	for _, p := range printers {
 		for _, path := range []string{"/api/version", "/server/info"} {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.LocalURL+path, nil)
+			if key, ok := keys[p.Name]; ok {
+				req.Header.Set("X-Api-Key", key)
+			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s%s: %w", p.LocalURL, path, err))

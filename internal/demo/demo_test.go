@@ -41,8 +41,8 @@ func TestDemoLinksAndServesBothPrinters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(served) != 2 {
-		t.Fatalf("demo served %d printers, want 2:\n%s", len(served), out.String())
+	if len(served) != 3 {
+		t.Fatalf("demo served %d printers, want 3 (OctoPrint, Moonraker, Bambu):\n%s", len(served), out.String())
 	}
 	// The summary names everything a user needs to try the CLI, and does not ask for Ctrl-C when the demo
 	// stops by itself.
@@ -60,7 +60,7 @@ func TestDemoLinksAndServesBothPrinters(t *testing.T) {
 			t.Errorf("the demo does not show %q:\n%s", want, out.String())
 		}
 	}
-	if strings.Count(out.String(), "check: GET") != 2 {
+		if strings.Count(out.String(), "check: GET") != 3 || !strings.Contains(out.String(), "mosquitto_sub -h 127.0.0.1") {
 		t.Errorf("self-check output:\n%s", out.String())
 	}
 	after, _ := filepath.Glob(filepath.Join(os.TempDir(), "oeproxy-demo-*"))

@@ -355,11 +355,19 @@ func envelope(w http.ResponseWriter, status int, result any, errMsg string) {
 func (p *PluginPrinter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cmd, ok := strings.CutPrefix(r.URL.Path, CommandAPIPrefix)
 	if !ok {
-		if p.opts.Platform == PlatformElegoo && r.URL.Path == "/websocket" {
+		switch {
+		case p.opts.Platform == PlatformElegoo && r.URL.Path == "/websocket":
 			p.serveSDCP(w, r)
-			return
+		case p.opts.Platform == PlatformElegoo && r.URL.Path == "/":
+			// The printer's own page on 3030; OrcaSlicer's ElegooLink test looks for "ELEGOO" in it.
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = fmt.Fprintf(w, "<!doctype html><title>ELEGOO %s</title><p>ELEGOO %s (simulated): SDCP on /websocket</p>\n", p.opts.Name, p.opts.Name)
+		case r.URL.Path == "/" && p.opts.PrinterID != "":
+			// The companion's optional local web API (research §6.3), which printer-ID discovery asks.
+			NewCompanionAPI(p.opts.PrinterID).ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
 		}
-		http.NotFound(w, r)
 		return
 	}
 	cmd = strings.ToLower(strings.Trim(cmd, "/"))
