@@ -60,7 +60,7 @@ func TestDemoLinksAndServesBothPrinters(t *testing.T) {
 			t.Errorf("the demo does not show %q:\n%s", want, out.String())
 		}
 	}
-		if strings.Count(out.String(), "check: GET") != 3 || !strings.Contains(out.String(), "mosquitto_sub -h 127.0.0.1") {
+	if strings.Count(out.String(), "check: GET") != 3 || !strings.Contains(out.String(), "mosquitto_sub -h 127.0.0.1") {
 		t.Errorf("self-check output:\n%s", out.String())
 	}
 	after, _ := filepath.Glob(filepath.Join(os.TempDir(), "oeproxy-demo-*"))
