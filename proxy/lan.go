@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
@@ -283,35 +282,11 @@ func lanReason(err error) string {
 // dialLAN opens a WebSocket to the printer's LAN address with the client's own auth headers and cookies (no
 // credential, no Origin: the relay path sends none either, and our Origin check already ran).
 func (h *Handler) dialLAN(r *http.Request, base *url.URL) (*websocket.Conn, *http.Response, context.CancelFunc, error) {
-	hdr := http.Header{}
-	for k, v := range r.Header {
-		n := normalizedHeaderName(k)
-		if n == "cookie" || n == "authorization" || n == "x-access-token" || strings.HasPrefix(n, "x-api-key") {
-			hdr[k] = append([]string(nil), v...)
-		}
-	}
-	hdr["User-Agent"] = []string{r.Header.Get("User-Agent")}
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-	stopOnClientGone := context.AfterFunc(r.Context(), cancel)
-	timer := time.AfterFunc(h.opts.DialTimeout, cancel)
 	scheme := "ws"
 	if base.Scheme == "https" {
 		scheme = "wss"
 	}
-	conn, resp, err := websocket.Dial(ctx, scheme+"://"+base.Host+base.Path+r.URL.RequestURI(), &websocket.DialOptions{
-		HTTPClient:      h.lanWSClient,
-		HTTPHeader:      hdr,
-		Subprotocols:    subprotocols(r.Header),
-		CompressionMode: websocket.CompressionDisabled,
-	})
-	timer.Stop()
-	stopOnClientGone()
-	if err != nil {
-		cancel()
-		return nil, resp, nil, err
-	}
-	conn.SetReadLimit(h.opts.MaxMessageBytes)
-	return conn, resp, cancel, nil
+	return h.dialWS(r, scheme+"://"+base.Host+base.Path+r.URL.RequestURI(), "", h.lanWSClient, wsClientHeaders(r))
 }
 
 // upstream is the far side of a WebSocket being opened: the relay's or the LAN host's.

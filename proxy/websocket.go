@@ -97,6 +97,14 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, d route
 // dialRelay opens the WebSocket to the relay with the headers the relay passes on (X-Api-Key*, Cookie and the
 // subprotocols) and the credential. The dial is cancelled if the client goes away, but not once it succeeded.
 func (h *Handler) dialRelay(r *http.Request) (*websocket.Conn, *http.Response, context.CancelFunc, error) {
+	hdr := wsClientHeaders(r)
+	h.noteDropped(r, relayView(hdr, h.credential))
+	return h.dialWS(r, "wss://"+h.relayHost+r.URL.RequestURI(), h.relayHost, h.wsClient, hdr)
+}
+
+// wsClientHeaders are the client's handshake headers that go on to the printer, on either route: its auth
+// headers and cookies, and its User-Agent (or none: never Go's own).
+func wsClientHeaders(r *http.Request) http.Header {
 	hdr := http.Header{}
 	for k, v := range r.Header {
 		n := normalizedHeaderName(k)
@@ -104,17 +112,20 @@ func (h *Handler) dialRelay(r *http.Request) (*websocket.Conn, *http.Response, c
 			hdr[k] = append([]string(nil), v...)
 		}
 	}
-	// No User-Agent of Go's own: pass the client's, or none.
 	hdr["User-Agent"] = []string{r.Header.Get("User-Agent")}
-	h.noteDropped(r, relayView(hdr, h.credential))
+	return hdr
+}
 
+// dialWS dials target (with host as the Host header when set) within DialTimeout, cancelled if the client goes
+// away before it succeeded; the returned cancel ends the connection's context, which lives as long as it does.
+func (h *Handler) dialWS(r *http.Request, target, host string, client *http.Client, hdr http.Header) (*websocket.Conn, *http.Response, context.CancelFunc, error) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	stopOnClientGone := context.AfterFunc(r.Context(), cancel)
 	timer := time.AfterFunc(h.opts.DialTimeout, cancel)
-	relay, resp, err := websocket.Dial(ctx, "wss://"+h.relayHost+r.URL.RequestURI(), &websocket.DialOptions{
-		HTTPClient:      h.wsClient,
+	conn, resp, err := websocket.Dial(ctx, target, &websocket.DialOptions{
+		HTTPClient:      client,
 		HTTPHeader:      hdr,
-		Host:            h.relayHost,
+		Host:            host,
 		Subprotocols:    subprotocols(r.Header),
 		CompressionMode: websocket.CompressionDisabled,
 	})
@@ -124,9 +135,8 @@ func (h *Handler) dialRelay(r *http.Request) (*websocket.Conn, *http.Response, c
 		cancel()
 		return nil, resp, nil, err
 	}
-	relay.SetReadLimit(h.opts.MaxMessageBytes)
-	// ctx stays alive for the life of the connection: it is the handshake request's context.
-	return relay, resp, cancel, nil
+	conn.SetReadLimit(h.opts.MaxMessageBytes)
+	return conn, resp, cancel, nil
 }
 
 func subprotocols(h http.Header) []string {
