@@ -72,6 +72,8 @@ type PrinterStatus struct {
 type StatusError struct {
 	Code    int    `json:"code"`
 	Meaning string `json:"meaning"`
+	// Unreachable is true when OctoEverywhere could not be reached at all (network, DNS, TLS, timeout).
+	Unreachable bool `json:"unreachable,omitempty"`
 	// Source is "info" (the App API) or "relay" (an answer to proxied traffic).
 	Source string    `json:"source"`
 	At     time.Time `json:"at"`
@@ -90,6 +92,7 @@ func statusError(err error, source string, at time.Time) *StatusError {
 		return se
 	}
 	se.Meaning = err.Error()
+	se.Unreachable = errors.Is(err, appapi.ErrUnreachable)
 	return se
 }
 

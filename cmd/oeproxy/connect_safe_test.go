@@ -28,7 +28,7 @@ func TestConnectChecksBeforeThePortal(t *testing.T) {
 	port := e.list()[0].Port
 	var opened atomic.Int32
 	openBrowser = func(string) error { opened.Add(1); return nil }
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		args []string
 		env  map[string]string
 		want string
@@ -37,16 +37,15 @@ func TestConnectChecksBeforeThePortal(t *testing.T) {
 		{args: []string{"--port", fmt.Sprint(port)}, want: fmt.Sprintf("port %d belongs to printer", port)},
 		{env: map[string]string{"OEPROXY_MASTER_KEY": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="}, want: "master key"},
 	} {
-		for k, v := range tc.env {
-			t.Setenv(k, v)
-		}
-		code, _, errOut := e.run(context.Background(), "", append([]string{"connect", "--no-browser", "--timeout", "5s"}, tc.args...)...)
-		for k := range tc.env {
-			os.Unsetenv(k)
-		}
-		if code != 1 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "Open this address") {
-			t.Errorf("%v: exit %d, stderr %q; want exit 1 before the portal, mentioning %q", tc.args, code, errOut, tc.want)
-		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			code, _, errOut := e.run(context.Background(), "", append([]string{"connect", "--no-browser", "--timeout", "5s"}, tc.args...)...)
+			if code != 1 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "Open this address") {
+				t.Errorf("%v: exit %d, stderr %q; want exit 1 before the portal, mentioning %q", tc.args, code, errOut, tc.want)
+			}
+		})
 	}
 	if opened.Load() != 0 {
 		t.Errorf("the portal was opened %d times", opened.Load())

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -80,7 +79,7 @@ null. No secret is ever printed.`,
 				}
 				lastErr := "-"
 				if e := s.LastError; e != nil {
-					lastErr = shortMeaning(e.Meaning)
+					lastErr = shortMeaning(e)
 					if e.Code != 0 {
 						lastErr = fmt.Sprintf("%d %s", e.Code, errName(e.Code))
 					}
@@ -134,24 +133,21 @@ func noneAsked(list []daemon.PrinterStatus) error {
 		return nil
 	}
 	for _, s := range list {
-		if s.State != daemon.StateUnknown || s.LastError == nil || s.LastError.Code != 0 {
+		if s.State != daemon.StateUnknown || s.LastError == nil || !s.LastError.Unreachable {
 			return nil
 		}
 	}
 	return fmt.Errorf("OctoEverywhere could not be asked about any printer (%s): check this computer's internet connection; the details are in oeproxy status --json",
-		shortMeaning(list[0].LastError.Meaning))
+		shortMeaning(list[0].LastError))
 }
 
 // shortMeaning is a failure that is not an OctoEverywhere code, in a table cell: what happened, not the chain of
 // wrapped errors (status --json has that).
-func shortMeaning(m string) string {
-	switch {
-	case strings.Contains(m, "could not reach OctoEverywhere"):
+func shortMeaning(e *daemon.StatusError) string {
+	if e.Unreachable {
 		return "OctoEverywhere unreachable"
-	case strings.Contains(m, "timeout") || strings.Contains(m, "deadline exceeded"):
-		return "OctoEverywhere timed out"
 	}
-	return clip(m, lastErrorWidth)
+	return clip(e.Meaning, lastErrorWidth)
 }
 
 func limitBytes(n int64) string {

@@ -241,7 +241,7 @@ func TestStatusUnreachable(t *testing.T) {
 		t.Errorf("table:\n%s", out)
 	}
 	code, out, _ = e.run(context.Background(), "", "status", "--json")
-	if code != 1 || !strings.Contains(out, `"meaning"`) {
+	if code != 1 || !strings.Contains(out, `"meaning"`) || !strings.Contains(out, `"unreachable": true`) {
 		t.Errorf("--json: exit %d, %s", code, out)
 	}
 }
