@@ -66,7 +66,10 @@ func newTestEnv(t *testing.T, o oesim.Options) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := credstore.Open(filepath.Join(dir, "credentials.db"), ks, credstore.Options{PortBase: 40000})
+	st, err := credstore.Open(filepath.Join(dir, "credentials.db"), ks, credstore.Options{
+		// A port base of its own, below the ephemeral range: parallel tests serving printers from one fixed base
+		// would take each other's port.
+		PortBase: 20000 + (int(key[0])<<8|int(key[1]))%12000})
 	if err != nil {
 		t.Fatal(err)
 	}

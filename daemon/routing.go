@@ -112,6 +112,7 @@ func (d *Daemon) newRouter(rec credstore.Record, relay *url.URL, health *Health)
 	unsubscribe := func() { d.routing.watcher.Unsubscribe(changes) }
 	r, err := route.New(route.Options{
 		Printer: rec.Name, Mode: mode, LANURLs: LANCandidates(rec), PrinterID: rec.PrinterID,
+		Platform: rec.Platform, CompanionURL: rec.CompanionURL,
 		MoreLANURLs: func() []string { return infoCandidates(rec, health) },
 		LAN:         d.routing.lan, Relay: relayRT, Changes: changes, Logger: d.log,
 		Hooks: route.Hooks{
