@@ -93,7 +93,7 @@ func (p *Printers) SetLAN(_ context.Context, name string, req LANRequest) (creds
 		}
 	}
 	pub := rec.PublicWithHost(p.ListenHost)
-	fillRoute(&pub, rec, p.DefaultRoute, p.Routes)
+	fillRoute(&pub, rec, p.defaultRoute(), p.Routes)
 	return pub, nil
 }
 
@@ -118,7 +118,7 @@ func (c *ControlClient) SetLAN(ctx context.Context, name string, req LANRequest)
 // statusRoute fills the routing part of a printer's status line.
 func (p *Printers) statusRoute(st *PrinterStatus, rec credstore.Record) {
 	pub := credstore.PublicRecord{}
-	fillRoute(&pub, rec, p.DefaultRoute, p.Routes)
+	fillRoute(&pub, rec, p.defaultRoute(), p.Routes)
 	st.Route, st.ActiveRoute, st.LastProof = pub.Route, pub.ActiveRoute, pub.LastProof
 	if p.Routes != nil {
 		if rs, ok := p.Routes(rec.Name); ok {

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/oeproxy/oeproxy/appapi"
+	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/internal/testutil"
 	"github.com/oeproxy/oeproxy/oesim"
 	"github.com/oeproxy/oeproxy/route"
 )
@@ -259,5 +262,40 @@ func TestLANSetWithCompanion(t *testing.T) {
 	pub, err = ctl.SetLAN(context.Background(), "core", LANRequest{Clear: true})
 	if err != nil || pub.LANURL != "" || pub.CompanionURL != "" {
 		t.Fatalf("lan clear: %+v %v", pub, err)
+	}
+}
+
+// TestRouteKeyReloads: the config key route applies on a reload (SIGHUP): a printer with a LAN address goes on
+// the LAN when route becomes auto and back on the relay when it becomes relay, and the listing says so.
+func TestRouteKeyReloads(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, oesim.Options{Printers: []oesim.PrinterOptions{{Name: "Voron", Kind: oesim.KindMoonraker, LAN: true}}})
+	voron := e.sim.Printers()[0]
+	e.add(t, "voron", voron)
+	if err := e.store.Update("voron", func(r *credstore.Record) error { r.LANURL = voron.LANURL; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := startTestDaemon(t, e, func(c *config.Config) { c.Route = "relay" }, nil, nil)
+	list := func() credstore.PublicRecord {
+		t.Helper()
+		l, err := d.Control().List(context.Background())
+		if err != nil || len(l) != 1 {
+			t.Fatalf("list: %v %v", l, err)
+		}
+		return l[0]
+	}
+	if p := list(); p.Route != "relay" || p.ActiveRoute != "relay" {
+		t.Fatalf("with route relay: route %q active %q", p.Route, p.ActiveRoute)
+	}
+	next := d.cfg()
+	next.Route = "auto"
+	if rep := d.Reload(next, nil); !slices.Contains(rep.Applied, "route") {
+		t.Fatalf("route not applied: %+v", rep)
+	}
+	testutil.WaitFor(t, "the printer on the LAN after the reload", func() bool { p := list(); return p.Route == "auto" && p.ActiveRoute == "lan" })
+	next.Route = "relay"
+	d.Reload(next, nil)
+	if p := list(); p.Route != "relay" || p.ActiveRoute != "relay" {
+		t.Fatalf("after route relay again: route %q active %q", p.Route, p.ActiveRoute)
 	}
 }
