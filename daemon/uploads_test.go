@@ -73,6 +73,12 @@ func TestSpooledUploads(t *testing.T) {
 			t.Errorf("oeproxy_spooled_uploads_total{outcome=%q} = %v, want %v", outcome, v, want)
 		}
 	}
+	page := newBrowser(t, d).do(http.MethodGet, "/", nil, nil).body
+	for _, want := range []string{`id="uploads"`, "new.gcode", "delivered</span> (201)", "old.gcode", "interrupted", "send it again"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("admin page lacks %q", want)
+		}
+	}
 	if !strings.Contains(logText(logs), "upload.answer_when_stored is on") {
 		t.Error("no warning that uploads are answered before the printer has them")
 	}
