@@ -235,6 +235,7 @@ func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr st
 			Router:             ph.routes.get(),
 			LANTransport:       d.routing.lanTransport(),
 			UploadLimit:        health.UploadLimit,
+			Uploads:            d.uploads,
 		})
 	}
 	h, err := ph.build()

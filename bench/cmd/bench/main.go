@@ -29,6 +29,7 @@ func main() {
 	wanIdle := flag.Duration("wan-idle", 0, "idle time before the WAN group's cold request (default 90s, or 200ms with -quick)")
 	wanProfiles := flag.String("wan-profiles", "", "comma-separated WAN profiles to run, of: wan40,wan150,wan150h2 (default all, or wan40,wan150h2 with -quick)")
 	wanRounds := flag.Int("wan-rounds", 0, "rounds of the WAN group per link profile (default 2, or 1 with -quick)")
+	wanMiB := flag.Int64("wan-mib", 0, "MiB of the WAN group's transfers and slicer uploads (default 50, or 1 with -quick)")
 	flag.Parse()
 
 	cfg := bench.FullConfig()
@@ -54,6 +55,9 @@ func main() {
 	}
 	if *wanRounds > 0 {
 		cfg.WANRounds = *wanRounds
+	}
+	if *wanMiB > 0 {
+		cfg.WANTransferBytes = *wanMiB << 20
 	}
 	cfg.Wrk = bench.FindWrk()
 	if !*noNginx {
