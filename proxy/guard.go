@@ -91,7 +91,10 @@ func isWebSocketUpgrade(r *http.Request) bool {
 
 func headerHasToken(h http.Header, key, token string) bool {
 	for _, v := range h.Values(key) {
-		for _, t := range strings.Split(v, ",") {
+		// Cut, not Split: every browser request carries "Connection: keep-alive", and Split allocated for it.
+		for v != "" {
+			var t string
+			t, v, _ = strings.Cut(v, ",")
 			if strings.EqualFold(strings.TrimSpace(t), token) {
 				return true
 			}

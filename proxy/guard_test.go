@@ -99,3 +99,24 @@ func TestLocalAttacks(t *testing.T) {
 		})
 	}
 }
+
+func TestHeaderHasToken(t *testing.T) {
+	for _, c := range []struct {
+		values []string
+		want   bool
+	}{
+		{[]string{"Upgrade"}, true},
+		{[]string{"keep-alive, Upgrade"}, true},
+		{[]string{" keep-alive ,UPGRADE ,"}, true},
+		{[]string{"keep-alive", "upgrade"}, true},
+		{[]string{"keep-alive"}, false},
+		{[]string{"upgraded, xupgrade"}, false},
+		{[]string{",,"}, false},
+		{nil, false},
+	} {
+		h := http.Header{"Connection": c.values}
+		if got := headerHasToken(h, "Connection", "upgrade"); got != c.want {
+			t.Errorf("headerHasToken(%q) = %v, want %v", c.values, got, c.want)
+		}
+	}
+}

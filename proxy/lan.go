@@ -111,8 +111,7 @@ func (h *Handler) serveLAN(cw *countingWriter, r *http.Request, d route.Decision
 // minus forwarding headers. The App Connection credential is never set here.
 func lanView(hdr http.Header) {
 	for k := range hdr {
-		n := normalizedHeaderName(k)
-		if (neverToRelay[n] && n != "authorization") || strings.HasPrefix(n, "x-forwarded-") {
+		if blocked, auth := classifyHeaderName(k); blocked && !auth {
 			delete(hdr, k)
 		}
 	}

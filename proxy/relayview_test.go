@@ -236,3 +236,28 @@ func TestDroppedAuthorizationLoggedOncePerClient(t *testing.T) {
 	}
 	assertNoSecrets(t, logs, clientBasic, "CURAPASSWORD", base64.StdEncoding.EncodeToString([]byte("cura:CURAPASSWORD")))
 }
+
+// TestClassifyHeaderName: the allocation-free comparison gives the answers of the normalised name it replaced,
+// for canonical, odd-case, underscore, long and non-ASCII names.
+func TestClassifyHeaderName(t *testing.T) {
+	names := []string{
+		"Authorization", "authorization", "AUTHORIZATION", "Proxy-Authorization", "Proxy_Authorization",
+		"X-Forwarded-For", "x_forwarded_host", "X-Forwarded-", "X-Forwarded", "Forwarded", "X-Real-Ip", "X_REAL_IP",
+		"True-Client-Ip", "X-Client-Ip", "X-Original-Proto", "X-Original-Host", "User-Agent", "Accept", "Cookie",
+		"X-Api-Key", "", "X-Forwarded-" + strings.Repeat("A", 40), strings.Repeat("B", 40),
+		"Authori\u212Aation", "X-Forwarded-\u212Aelvin", "\u212A",
+	}
+	for _, k := range names {
+		n := normalizedHeaderName(k)
+		wantBlocked, wantAuth := neverToRelay[n] || strings.HasPrefix(n, "x-forwarded-"), n == "authorization"
+		blocked, auth := classifyHeaderName(k)
+		if blocked != wantBlocked || auth != wantAuth {
+			t.Errorf("classifyHeaderName(%q) = %v, %v; want %v, %v", k, blocked, auth, wantBlocked, wantAuth)
+		}
+	}
+	if !raceEnabled {
+		if n := testing.AllocsPerRun(100, func() { classifyHeaderName("X-Forwarded-For") }); n != 0 {
+			t.Errorf("classifyHeaderName allocates %.0f times per call, want 0", n)
+		}
+	}
+}

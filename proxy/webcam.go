@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httputil"
-	"strings"
 
 	"github.com/oeproxy/oeproxy/webcam"
 )
@@ -28,9 +27,34 @@ func mayStream(r *http.Request) bool {
 	if r.Method != http.MethodGet {
 		return false
 	}
-	s := strings.ToLower(r.URL.Path + "?" + r.URL.RawQuery)
-	for _, w := range []string{"stream", "webcam", "video", "mjpg", "mjpeg", "cam"} {
-		if strings.Contains(s, w) {
+	// Path and query are searched apart and without lower-casing a copy: this runs for every GET while the daemon's
+	// webcam hub is on, and the copy was two allocations per request. No word holds '?', so none could have
+	// matched across the two.
+	for _, w := range streamWords {
+		if containsFold(r.URL.Path, w) || containsFold(r.URL.RawQuery, w) {
+			return true
+		}
+	}
+	return false
+}
+
+var streamWords = []string{"stream", "webcam", "video", "mjpg", "mjpeg", "cam"}
+
+// containsFold reports whether s contains word (lower-case ASCII) in any ASCII case.
+func containsFold(s, word string) bool {
+	for i := 0; i+len(word) <= len(s); i++ {
+		j := 0
+		for j < len(word) {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != word[j] {
+				break
+			}
+			j++
+		}
+		if j == len(word) {
 			return true
 		}
 	}

@@ -1,12 +1,14 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -267,4 +269,66 @@ func TestWebSocketPluginDisconnect(t *testing.T) {
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	testutil.WaitFor(t, "the condition", cond)
+}
+
+// TestWebSocketFrameBehindHandshake: a client may send its first frame in the same packet as its handshake, so
+// that net/http has read it already when the connection is hijacked; it must still be relayed, also when it is
+// larger than the buffer the session keeps.
+func TestWebSocketFrameBehindHandshake(t *testing.T) {
+	e := startSim(t, newTestBackend(), nil)
+	for _, size := range []int{5, 3000} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(e.local.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		payload := bytes.Repeat([]byte("e"), size)
+		frame := []byte{0x81, 0xfe, byte(size >> 8), byte(size), 1, 2, 3, 4} // text, masked, 16-bit length
+		if size < 126 {
+			frame = []byte{0x81, 0x80 | byte(size), 1, 2, 3, 4}
+		}
+		for i, c := range payload {
+			frame = append(frame, c^byte(i%4+1))
+		}
+		req := "GET /ws HTTP/1.1\r\nHost: " + strings.TrimPrefix(e.local.URL, "http://") + "\r\nConnection: Upgrade\r\n" +
+			"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+		if _, err := conn.Write(append([]byte(req), frame...)); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second)) // a hang fails instead of blocking the suite
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("handshake: %v %v", resp, err)
+		}
+		// The proxy streams a message frame by frame: gather the fragments up to the one with FIN.
+		var got []byte
+		var first byte
+		for fin := false; !fin; {
+			hdr := make([]byte, 2)
+			if _, err := io.ReadFull(br, hdr); err != nil {
+				t.Fatalf("%d-byte frame: reading the echo: %v", size, err)
+			}
+			if first == 0 {
+				first = hdr[0] & 0x0f
+			}
+			fin = hdr[0]&0x80 != 0
+			n := int(hdr[1] & 0x7f)
+			if n == 126 {
+				ext := make([]byte, 2)
+				if _, err := io.ReadFull(br, ext); err != nil {
+					t.Fatal(err)
+				}
+				n = int(ext[0])<<8 | int(ext[1])
+			}
+			part := make([]byte, n)
+			if _, err := io.ReadFull(br, part); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, part...)
+		}
+		if first != 1 || !bytes.Equal(got, payload) {
+			t.Errorf("%d-byte frame behind the handshake: echo opcode %d with %d bytes, want text (1) with the same %d bytes", size, first, len(got), size)
+		}
+	}
 }

@@ -38,7 +38,11 @@ func main() {
 	idle := flag.Int("idle-per-host", 0, "override MaxIdleConnsPerHost of the relay transport (0: oenet's default)")
 	cpuprof := flag.String("cpuprofile", "", "write a CPU profile (get)")
 	memprof := flag.String("memprofile", "", "write a heap profile (ws)")
+	memRate := flag.Int("memprofilerate", 0, "runtime.MemProfileRate for -memprofile (1: every allocation, exact per-connection bytes; 0: Go's default)")
 	flag.Parse()
+	if *memRate > 0 {
+		runtime.MemProfileRate = *memRate
+	}
 	if *mode == "env" {
 		serveEnv()
 		return
