@@ -215,9 +215,7 @@ func (s *UploadSpool) store(r *http.Request, printer string) (UploadRecord, erro
 	if err != nil {
 		return UploadRecord{}, fmt.Errorf("store upload in %s: %w (check upload.spool_dir)", s.dir, err)
 	}
-	buf := copyBuffers{}.Get()
-	n, err := io.CopyBuffer(f, r.Body, buf)
-	copyBuffers{}.Put(buf)
+	n, err := io.CopyBuffer(f, r.Body, make([]byte, 64<<10))
 	if err == nil {
 		err = f.Sync()
 	}
@@ -415,6 +413,12 @@ var spoolPaths = map[string]bool{
 func (h *Handler) spools(r *http.Request) bool {
 	if h.opts.Uploads == nil || r.Method != http.MethodPost || !spoolPaths[r.URL.Path] {
 		return false
+	}
+	if h.opts.UploadLimit != nil {
+		// Beyond the account's upload limit the relay answers 608: let the client hear that itself.
+		if limit := h.opts.UploadLimit(); limit > 0 && r.ContentLength > limit {
+			return false
+		}
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	return err == nil && mt == "multipart/form-data"

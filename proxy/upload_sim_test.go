@@ -293,3 +293,26 @@ func TestSpoolRetriesOfflinePrinter(t *testing.T) {
 	}
 	assertSpoolEmpty(t, dir)
 }
+
+// TestSpoolLeavesOversizeUploads: an upload beyond the account's upload limit is not stored: it goes straight on,
+// so the client hears the relay's own answer (608) instead of a 202 for a file the relay will refuse.
+func TestSpoolLeavesOversizeUploads(t *testing.T) {
+	sp, err := NewUploadSpool(UploadSpoolOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close(context.Background())
+	e := startSimWith(t, oesim.Options{}, nil, func(o *Options, _ *Printer) {
+		o.Uploads = sp
+		o.UploadLimit = func() int64 { return 100 << 10 }
+	})
+	e.conn.SetLimits(oesim.Limits{MaxUploadFileSizeBytes: 100 << 10})
+	file, _ := gcodeFile(t, 200<<10)
+	out, err := curlUpload(t, e.url("/api/files/local"), file)
+	if err != nil || !strings.HasSuffix(out, "\n608") {
+		t.Fatalf("curl: %v: %s; want the relay's 608", err, out)
+	}
+	if rs := sp.Records(); len(rs) != 0 {
+		t.Errorf("spooled %+v", rs)
+	}
+}
