@@ -316,3 +316,47 @@ func TestSpoolLeavesOversizeUploads(t *testing.T) {
 		t.Errorf("spooled %+v", rs)
 	}
 }
+
+// TestQtUploadSilence: a Cura-shaped client (Qt's QNetworkAccessManager posting a QHttpMultiPart form, as the
+// Cura OctoPrint plugin does, testdata/qt_upload.py) waits out the relay's silence and gets the printer's 201
+// through oeproxy by default, and oeproxy's 202 with upload.answer_when_stored. Skipped without PyQt5
+// (apt-get install python3-pyqt5).
+func TestQtUploadSilence(t *testing.T) {
+	py := "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import PyQt5.QtNetwork").Run(); err != nil {
+		t.Skip("PyQt5 is not installed (apt-get install python3-pyqt5)")
+	}
+	const size, rate = 1 << 20, 256 << 10 // about 4 s of silence
+	file, sum := gcodeFile(t, size)
+	for _, tc := range []struct {
+		name  string
+		spool bool
+		want  string
+	}{
+		{"default", false, "201 0"},
+		{"answer_when_stored", true, "202 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var sp *UploadSpool
+			if tc.spool {
+				var err error
+				if sp, err = NewUploadSpool(UploadSpoolOptions{Dir: t.TempDir()}); err != nil {
+					t.Fatal(err)
+				}
+				defer sp.Close(context.Background())
+			}
+			e := startSimWith(t, oesim.Options{PrinterLinkRate: rate}, nil, func(o *Options, _ *Printer) { o.Uploads = sp })
+			out, err := exec.Command(py, "testdata/qt_upload.py", e.url("/api/files/local"), file, "SLICERKEY0123456789").CombinedOutput()
+			if got := strings.TrimSpace(string(out)); err != nil || got != tc.want {
+				t.Fatalf("Qt client: %v: %q, want %q", err, got, tc.want)
+			}
+			if sp != nil {
+				waitUpload(t, sp, UploadDelivered)
+			}
+			ups := e.printer.OctoPrint().Uploads()
+			if len(ups) != 1 || ups[0].Filename != "cura.gcode" || ups[0].Size != size || ups[0].SHA256 != sum {
+				t.Fatalf("printer uploads %+v, want cura.gcode of %d bytes", ups, size)
+			}
+		})
+	}
+}
