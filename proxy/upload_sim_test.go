@@ -333,8 +333,8 @@ func TestQtUploadSilence(t *testing.T) {
 		spool bool
 		want  string
 	}{
-		{"default", false, "201 0"},
-		{"answer_when_stored", true, "202 0"},
+		{"default", false, "201 0"},           // the printer's answer, Location rewritten to oeproxy
+		{"answer_when_stored", true, "202 0"}, // oeproxy's answer, with the Location the file will have
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var sp *UploadSpool
@@ -347,8 +347,9 @@ func TestQtUploadSilence(t *testing.T) {
 			}
 			e := startSimWith(t, oesim.Options{PrinterLinkRate: rate}, nil, func(o *Options, _ *Printer) { o.Uploads = sp })
 			out, err := exec.Command(py, "testdata/qt_upload.py", e.url("/api/files/local"), file, "SLICERKEY0123456789").CombinedOutput()
-			if got := strings.TrimSpace(string(out)); err != nil || got != tc.want {
-				t.Fatalf("Qt client: %v: %q, want %q", err, got, tc.want)
+			want := tc.want + " " + e.url("/api/files/local/cura.gcode")
+			if got := strings.TrimSpace(string(out)); err != nil || got != want {
+				t.Fatalf("Qt client: %v: %q, want %q", err, got, want)
 			}
 			if sp != nil {
 				waitUpload(t, sp, UploadDelivered)

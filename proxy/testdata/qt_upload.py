@@ -1,7 +1,8 @@
 """A Cura-shaped upload: Qt's QNetworkAccessManager posting a QHttpMultiPart form (print, path, file) to an
 OctoPrint /api/files/local, as the Cura OctoPrint plugin does (postFormWithParts), with no transfer timeout.
 
-Usage: qt_upload.py URL FILE API_KEY. Prints "<status> <QNetworkReply error code>" when the reply finishes.
+Usage: qt_upload.py URL FILE API_KEY. Prints "<status> <QNetworkReply error code> <Location>" when the reply
+finishes (Cura's plugin reads the Location of a successful upload to name the file).
 """
 import sys
 
@@ -40,7 +41,8 @@ form.setParent(reply)
 
 def finished():
     status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute)
-    print(status if status is not None else 0, int(reply.error()))
+    location = reply.header(QNetworkRequest.LocationHeader)
+    print(status if status is not None else 0, int(reply.error()), location.toString() if location else "-")
     app.quit()
 
 
