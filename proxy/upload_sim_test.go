@@ -361,3 +361,35 @@ func TestQtUploadSilence(t *testing.T) {
 		})
 	}
 }
+
+// TestSpoolClientStopsMidUpload: a client that stops sending half-way is answered nothing and leaves nothing: no
+// record, no file (it knows its upload failed; nothing was reported done).
+func TestSpoolClientStopsMidUpload(t *testing.T) {
+	dir := t.TempDir()
+	sp, err := NewUploadSpool(UploadSpoolOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close(context.Background())
+	e := startSimWith(t, oesim.Options{}, nil, func(o *Options, _ *Printer) { o.Uploads = sp })
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = pw.Write([]byte("--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.gcode\"\r\n\r\nG28\n"))
+		pw.CloseWithError(errors.New("the slicer was closed"))
+	}()
+	req := newReq(t, http.MethodPost, e.url("/api/files/local"), pr)
+	req.ContentLength = 1 << 20
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
+	if resp, err := localClient().Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the client got %d for an upload it did not finish", resp.StatusCode)
+	}
+	waitFor(t, func() bool { return strings.Contains(logText(e.logs), "upload not stored: the client stopped sending") })
+	assertSpoolEmpty(t, dir)
+	if rs := sp.Records(); len(rs) != 0 {
+		t.Errorf("records %+v", rs)
+	}
+	if len(e.printer.OctoPrint().Uploads()) != 0 {
+		t.Error("the printer got an unfinished upload")
+	}
+}
