@@ -25,8 +25,8 @@ import (
 // byte and the printer's answer. PrusaSlicer and OrcaSlicer wait (libcurl with no low-speed limit and no total
 // timeout), and then oeproxy passes the printer's answer on as it comes: that is the default. A client with a
 // low-speed limit (curl --speed-limit, scripts) gives up during the silence, and an interim 1xx answer does not
-// help: libcurl's low-speed check counts only body bytes, and Python's http.client takes a 102 as the final
-// answer. The UploadSpool is the opt-in answer to that (upload.answer_when_stored): the upload is stored on disk
+// help: libcurl's low-speed check counts only body bytes, and Qt (Cura) and Python's http.client take a 102 as
+// the final answer. The UploadSpool is the opt-in answer to that (upload.answer_when_stored): the upload is stored on disk
 // first, the client gets 202 Accepted at once, and the spool passes the file on and records the printer's outcome.
 // It reports to the client an upload the printer does not have yet, which is why the user must turn it on.
 
@@ -378,8 +378,9 @@ func (s *UploadSpool) deliver(rec UploadRecord, send func(ctx context.Context) i
 	}()
 }
 
-// retryableUpload: the answers after which the printer cannot have the file (nothing reached it, or the relay
-// says it is offline), so sending again cannot make a second copy.
+// retryableUpload: the answers after which the printer most likely does not have the file (no answer, a gateway
+// error, or the relay saying the printer is offline). Should it have it after all, OctoPrint and Moonraker store
+// the second copy under the same name, over the first.
 func retryableUpload(status int) bool {
 	switch status {
 	case 0, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout, 601:
