@@ -422,6 +422,11 @@ func (h *Handler) spools(r *http.Request) bool {
 	if h.opts.Uploads == nil || r.Method != http.MethodPost || !spoolPaths[r.URL.Path] {
 		return false
 	}
+	if r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Mode") != "" {
+		// A printer UI in a browser (OctoPrint's, Mainsail's) waits without a time limit and then reads the
+		// printer's own answer (Moonraker's result, the file list): it gets that answer.
+		return false
+	}
 	if h.opts.UploadLimit != nil {
 		// Beyond the account's upload limit the relay answers 608: let the client hear that itself.
 		if limit := h.opts.UploadLimit(); limit > 0 && r.ContentLength > limit {

@@ -294,6 +294,25 @@ func TestSpoolRetriesOfflinePrinter(t *testing.T) {
 	assertSpoolEmpty(t, dir)
 }
 
+// TestSpoolLeavesBrowserUploads: an upload from a printer UI in a browser (it sends Origin) is not stored: it
+// gets the printer's own answer, which the UI reads.
+func TestSpoolLeavesBrowserUploads(t *testing.T) {
+	sp, err := NewUploadSpool(UploadSpoolOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close(context.Background())
+	e := startSimWith(t, oesim.Options{}, nil, func(o *Options, _ *Printer) { o.Uploads = sp })
+	file, _ := gcodeFile(t, 10<<10)
+	out, err := curlUpload(t, e.url("/api/files/local"), file, "-H", "Origin: "+e.local.URL)
+	if err != nil || !strings.HasSuffix(out, "\n201") {
+		t.Fatalf("curl: %v: %s; want the printer's 201", err, out)
+	}
+	if rs := sp.Records(); len(rs) != 0 {
+		t.Errorf("spooled %+v", rs)
+	}
+}
+
 // TestSpoolLeavesOversizeUploads: an upload beyond the account's upload limit is not stored: it goes straight on,
 // so the client hears the relay's own answer (608) instead of a 202 for a file the relay will refuse.
 func TestSpoolLeavesOversizeUploads(t *testing.T) {
