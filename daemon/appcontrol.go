@@ -14,6 +14,7 @@ import (
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/internal/oe"
+	"github.com/oeproxy/oeproxy/proxy"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -65,6 +66,9 @@ type PrinterStatus struct {
 	ActiveRoute string     `json:"active_route"`
 	LastProof   *time.Time `json:"last_proof"`
 	RouteReason string     `json:"route_reason,omitempty"`
+	// Uploads are the printer's latest uploads answered once stored (upload.answer_when_stored) and what became of
+	// them, oldest first; absent without a daemon or without such uploads.
+	Uploads []proxy.UploadRecord `json:"uploads,omitempty"`
 }
 
 // StatusError is the last error seen for a printer: an OctoEverywhere code with its meaning, or code 0 for a
@@ -172,6 +176,9 @@ func (p *Printers) Status(ctx context.Context, name string) ([]PrinterStatus, er
 			out[i] = statusOf(r, h.Snapshot(), daemon)
 			if p.NotServed != nil {
 				out[i].NotServed = p.NotServed(r.Name)
+			}
+			if p.Uploads != nil {
+				out[i].Uploads = p.Uploads(r.Name)
 			}
 			p.statusRoute(&out[i], r)
 			return nil

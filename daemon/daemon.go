@@ -113,6 +113,7 @@ func New(o Options) (*Daemon, error) {
 		OnRemove:    d.unservePrinter,
 		OnChange:    d.changePrinter,
 		NotServed:   d.NotServed,
+		Uploads:     d.uploadsOf,
 		API:         o.API,
 		Health:      d.healthOf,
 		// LAN-first routing (routing.go).

@@ -14,6 +14,7 @@ import (
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/portalflow"
+	"github.com/oeproxy/oeproxy/proxy"
 	"github.com/oeproxy/oeproxy/route"
 )
 
@@ -34,6 +35,8 @@ type Printers struct {
 	// NotServed, set by the daemon, says why a stored printer has no listener ("" when served); List and Status
 	// report it.
 	NotServed func(name string) string
+	// Uploads, when set, returns the printer's latest uploads answered once stored (uploads.go), for status.
+	Uploads func(name string) []proxy.UploadRecord
 	// API calls OctoEverywhere's App APIs for status, livelink, gadget and webhook (appcontrol.go); nil: those fail.
 	API *appapi.Client
 	// Health, set by the daemon, returns a served printer's health tracker (nil when it has none).

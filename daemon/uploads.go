@@ -65,6 +65,17 @@ func (d *Daemon) Uploads() []proxy.UploadRecord {
 	return d.spool.Records()
 }
 
+// uploadsOf returns the latest spooled uploads of one printer, oldest first.
+func (d *Daemon) uploadsOf(name string) []proxy.UploadRecord {
+	var out []proxy.UploadRecord
+	for _, r := range d.Uploads() {
+		if r.Printer == name {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // uploadView is one spooled upload on the admin page.
 type uploadView struct {
 	Stored, Printer, File, Size, Error, Kept string

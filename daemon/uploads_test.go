@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"mime/multipart"
@@ -78,6 +79,19 @@ func TestSpooledUploads(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("admin page lacks %q", want)
 		}
+	}
+	// oeproxy status, over the control socket as the CLI asks it.
+	cl, err := DialControl(context.Background(), d.SocketPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	st, err := cl.Status(context.Background(), "mk4")
+	if err != nil || len(st) != 1 {
+		t.Fatalf("status: %v %v", st, err)
+	}
+	if us := st[0].Uploads; len(us) != 2 || us[0].State != proxy.UploadInterrupted || us[1].State != proxy.UploadDelivered || us[1].Status != 201 {
+		t.Errorf("status uploads %+v, want the interrupted one and the delivered one", us)
 	}
 	if !strings.Contains(logText(logs), "upload.answer_when_stored is on") {
 		t.Error("no warning that uploads are answered before the printer has them")

@@ -10,6 +10,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -24,8 +25,8 @@ import (
 // byte and the printer's answer. PrusaSlicer and OrcaSlicer wait (libcurl with no low-speed limit and no total
 // timeout), and then oeproxy passes the printer's answer on as it comes: that is the default. A client with a
 // low-speed limit (curl --speed-limit, scripts) gives up during the silence, and an interim 1xx answer does not
-// help: libcurl's low-speed check counts only body bytes, and Python's http.client takes a 102 as the final
-// answer. The UploadSpool is the opt-in answer to that (upload.answer_when_stored): the upload is stored on disk
+// help: libcurl's low-speed check counts only body bytes, and Qt (Cura) and Python's http.client take a 102 as
+// the final answer. The UploadSpool is the opt-in answer to that (upload.answer_when_stored): the upload is stored on disk
 // first, the client gets 202 Accepted at once, and the spool passes the file on and records the printer's outcome.
 // It reports to the client an upload the printer does not have yet, which is why the user must turn it on.
 
@@ -205,7 +206,7 @@ func (s *UploadSpool) bodyPath(id string) string { return filepath.Join(s.dir, i
 
 // store writes r's body to disk (synced) with its record and returns the record. Memory stays flat: the body is
 // copied through one buffer.
-func (s *UploadSpool) store(r *http.Request, printer string) (UploadRecord, error) {
+func (s *UploadSpool) store(r *http.Request, printer string) (UploadRecord, map[string]string, error) {
 	s.mu.Lock()
 	s.seq++
 	id := fmt.Sprintf("%s-%d", time.Now().UTC().Format("20060102T150405.000"), s.seq)
@@ -213,11 +214,9 @@ func (s *UploadSpool) store(r *http.Request, printer string) (UploadRecord, erro
 	part := filepath.Join(s.dir, id+".part")
 	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return UploadRecord{}, fmt.Errorf("store upload in %s: %w (check upload.spool_dir)", s.dir, err)
+		return UploadRecord{}, nil, fmt.Errorf("store upload in %s: %w (check upload.spool_dir)", s.dir, err)
 	}
-	buf := copyBuffers{}.Get()
-	n, err := io.CopyBuffer(f, r.Body, buf)
-	copyBuffers{}.Put(buf)
+	n, err := io.CopyBuffer(f, r.Body, make([]byte, 64<<10))
 	if err == nil {
 		err = f.Sync()
 	}
@@ -229,17 +228,18 @@ func (s *UploadSpool) store(r *http.Request, printer string) (UploadRecord, erro
 	}
 	if err != nil {
 		_ = os.Remove(part)
-		return UploadRecord{}, err
+		return UploadRecord{}, nil, err
 	}
 	rec := UploadRecord{ID: id, Printer: printer, Path: r.URL.Path, Size: n, ContentType: r.Header.Get("Content-Type"),
 		State: UploadStored, Stored: time.Now()}
-	rec.File, _ = multipartFile(s.bodyPath(id), rec.ContentType, nil)
+	var fields map[string]string
+	rec.File, fields, _ = multipartFile(s.bodyPath(id), rec.ContentType, nil)
 	if err := s.writeRecord(rec); err != nil {
 		_ = os.Remove(s.bodyPath(id))
-		return UploadRecord{}, err
+		return UploadRecord{}, nil, err
 	}
 	s.add(rec)
-	return rec, nil
+	return rec, fields, nil
 }
 
 // writeRecord saves rec beside its body (atomically, synced), so that a restart can report it.
@@ -270,32 +270,37 @@ func (s *UploadSpool) writeRecord(rec UploadRecord) error {
 	return nil
 }
 
-// multipartFile finds the name of the first file part of the stored multipart body at path and, when dst is not
-// nil, copies that part's content to it.
-func multipartFile(path, contentType string, dst io.Writer) (string, error) {
+// multipartFile reads the stored multipart body at path up to its first file part and returns that part's name and
+// the small form fields before it (OctoPrint's path, print, select; at most 4 KiB each). When dst is not nil it
+// also copies the file part's content to dst.
+func multipartFile(path, contentType string, dst io.Writer) (string, map[string]string, error) {
 	_, params, err := mime.ParseMediaType(contentType)
 	if err != nil || params["boundary"] == "" {
-		return "", errors.New("not a multipart body")
+		return "", nil, errors.New("not a multipart body")
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer f.Close()
+	fields := map[string]string{}
 	mr := multipart.NewReader(f, params["boundary"])
 	for {
 		p, err := mr.NextPart()
 		if err != nil {
-			return "", err
+			return "", fields, err
 		}
 		if p.FileName() == "" {
+			if b, err := io.ReadAll(io.LimitReader(p, 4<<10)); err == nil && len(fields) < 16 {
+				fields[p.FormName()] = string(b)
+			}
 			continue
 		}
 		name := filepath.Base(strings.ReplaceAll(p.FileName(), "\\", "/"))
 		if dst != nil {
 			_, err = io.Copy(dst, p)
 		}
-		return name, err
+		return name, fields, err
 	}
 }
 
@@ -314,7 +319,7 @@ func (s *UploadSpool) keep(rec UploadRecord) string {
 	dst := filepath.Join(s.dir, "undelivered", rec.ID+"-"+name)
 	if ct := rec.ContentType; ct != "" {
 		if f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
-			_, err = multipartFile(body, ct, f)
+			_, _, err = multipartFile(body, ct, f)
 			if cerr := f.Close(); err == nil && cerr == nil {
 				return dst
 			}
@@ -373,8 +378,9 @@ func (s *UploadSpool) deliver(rec UploadRecord, send func(ctx context.Context) i
 	}()
 }
 
-// retryableUpload: the answers after which the printer cannot have the file (nothing reached it, or the relay
-// says it is offline), so sending again cannot make a second copy.
+// retryableUpload: the answers after which the printer most likely does not have the file (no answer, a gateway
+// error, or the relay saying the printer is offline). Should it have it after all, OctoPrint and Moonraker store
+// the second copy under the same name, over the first.
 func retryableUpload(status int) bool {
 	switch status {
 	case 0, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout, 601:
@@ -416,6 +422,17 @@ func (h *Handler) spools(r *http.Request) bool {
 	if h.opts.Uploads == nil || r.Method != http.MethodPost || !spoolPaths[r.URL.Path] {
 		return false
 	}
+	if r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Mode") != "" {
+		// A printer UI in a browser (OctoPrint's, Mainsail's) waits without a time limit and then reads the
+		// printer's own answer (Moonraker's result, the file list): it gets that answer.
+		return false
+	}
+	if h.opts.UploadLimit != nil {
+		// Beyond the account's upload limit the relay answers 608: let the client hear that itself.
+		if limit := h.opts.UploadLimit(); limit > 0 && r.ContentLength > limit {
+			return false
+		}
+	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	return err == nil && mt == "multipart/form-data"
 }
@@ -424,7 +441,7 @@ func (h *Handler) spools(r *http.Request) bool {
 // path as any request (Rewrite sets the credential; the relay slots apply).
 func (h *Handler) serveSpooled(cw *countingWriter, r *http.Request) {
 	sp := h.opts.Uploads
-	rec, err := sp.store(r, h.printer.Name)
+	rec, fields, err := sp.store(r, h.printer.Name)
 	if err != nil {
 		if berr := clientOf(r.Context()).body.err(); berr != nil || r.Context().Err() != nil {
 			h.log.Info("upload not stored: the client stopped sending", zap.String("path", r.URL.Path), zap.Error(berr))
@@ -441,16 +458,26 @@ func (h *Handler) serveSpooled(cw *countingWriter, r *http.Request) {
 	tmpl.Header.Del("Expect")
 	sp.deliver(rec, func(ctx context.Context) int { return h.sendStored(ctx, tmpl, rec) })
 
-	cw.Header().Set("Content-Type", "application/json")
-	cw.WriteHeader(http.StatusAccepted)
-	_ = json.NewEncoder(cw).Encode(map[string]any{
+	answer := map[string]any{
 		"done": false,
 		"oeproxy": map[string]any{
 			"upload": rec.ID, "state": rec.State, "file": rec.File, "size": rec.Size,
 			"message": "oeproxy stored the upload and is passing it on to the printer through OctoEverywhere; " +
-				"its outcome is in oeproxy's log, metrics and admin page (upload.answer_when_stored)",
+				"its outcome is in oeproxy's log, metrics, admin page and status (upload.answer_when_stored)",
 		},
-	})
+	}
+	if loc, ok := strings.CutPrefix(r.URL.Path, "/api/files/"); ok && rec.File != "" {
+		// OctoPrint's answer names the file's resource; Cura's plugin reads the Location header of a successful
+		// upload (and fails without one), so the answer carries where the file will be.
+		full := strings.Trim(path.Join(strings.ReplaceAll(fields["path"], "\\", "/"), rec.File), "/")
+		resource := "http://" + r.Host + "/api/files/" + loc + "/" + full
+		cw.Header().Set("Location", resource)
+		answer["files"] = map[string]any{loc: map[string]any{"name": rec.File, "path": full, "origin": loc,
+			"refs": map[string]string{"resource": resource}}}
+	}
+	cw.Header().Set("Content-Type", "application/json")
+	cw.WriteHeader(http.StatusAccepted)
+	_ = json.NewEncoder(cw).Encode(answer)
 }
 
 // sendStored sends the stored body of rec as tmpl (a clone of the client's request) through the relay and returns

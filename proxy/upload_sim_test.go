@@ -293,3 +293,122 @@ func TestSpoolRetriesOfflinePrinter(t *testing.T) {
 	}
 	assertSpoolEmpty(t, dir)
 }
+
+// TestSpoolLeavesBrowserUploads: an upload from a printer UI in a browser (it sends Origin) is not stored: it
+// gets the printer's own answer, which the UI reads.
+func TestSpoolLeavesBrowserUploads(t *testing.T) {
+	sp, err := NewUploadSpool(UploadSpoolOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close(context.Background())
+	e := startSimWith(t, oesim.Options{}, nil, func(o *Options, _ *Printer) { o.Uploads = sp })
+	file, _ := gcodeFile(t, 10<<10)
+	out, err := curlUpload(t, e.url("/api/files/local"), file, "-H", "Origin: "+e.local.URL)
+	if err != nil || !strings.HasSuffix(out, "\n201") {
+		t.Fatalf("curl: %v: %s; want the printer's 201", err, out)
+	}
+	if rs := sp.Records(); len(rs) != 0 {
+		t.Errorf("spooled %+v", rs)
+	}
+}
+
+// TestSpoolLeavesOversizeUploads: an upload beyond the account's upload limit is not stored: it goes straight on,
+// so the client hears the relay's own answer (608) instead of a 202 for a file the relay will refuse.
+func TestSpoolLeavesOversizeUploads(t *testing.T) {
+	sp, err := NewUploadSpool(UploadSpoolOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close(context.Background())
+	e := startSimWith(t, oesim.Options{}, nil, func(o *Options, _ *Printer) {
+		o.Uploads = sp
+		o.UploadLimit = func() int64 { return 100 << 10 }
+	})
+	e.conn.SetLimits(oesim.Limits{MaxUploadFileSizeBytes: 100 << 10})
+	file, _ := gcodeFile(t, 200<<10)
+	out, err := curlUpload(t, e.url("/api/files/local"), file)
+	if err != nil || !strings.HasSuffix(out, "\n608") {
+		t.Fatalf("curl: %v: %s; want the relay's 608", err, out)
+	}
+	if rs := sp.Records(); len(rs) != 0 {
+		t.Errorf("spooled %+v", rs)
+	}
+}
+
+// TestQtUploadSilence: a Cura-shaped client (Qt's QNetworkAccessManager posting a QHttpMultiPart form, as the
+// Cura OctoPrint plugin does, testdata/qt_upload.py) waits out the relay's silence and gets the printer's 201
+// through oeproxy by default, and oeproxy's 202 with upload.answer_when_stored. Skipped without PyQt5
+// (apt-get install python3-pyqt5).
+func TestQtUploadSilence(t *testing.T) {
+	py := "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import PyQt5.QtNetwork").Run(); err != nil {
+		t.Skip("PyQt5 is not installed (apt-get install python3-pyqt5)")
+	}
+	const size, rate = 1 << 20, 256 << 10 // about 4 s of silence
+	file, sum := gcodeFile(t, size)
+	for _, tc := range []struct {
+		name  string
+		spool bool
+		want  string
+	}{
+		{"default", false, "201 0"},           // the printer's answer, Location rewritten to oeproxy
+		{"answer_when_stored", true, "202 0"}, // oeproxy's answer, with the Location the file will have
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var sp *UploadSpool
+			if tc.spool {
+				var err error
+				if sp, err = NewUploadSpool(UploadSpoolOptions{Dir: t.TempDir()}); err != nil {
+					t.Fatal(err)
+				}
+				defer sp.Close(context.Background())
+			}
+			e := startSimWith(t, oesim.Options{PrinterLinkRate: rate}, nil, func(o *Options, _ *Printer) { o.Uploads = sp })
+			out, err := exec.Command(py, "testdata/qt_upload.py", e.url("/api/files/local"), file, "SLICERKEY0123456789").CombinedOutput()
+			want := tc.want + " " + e.url("/api/files/local/cura.gcode")
+			if got := strings.TrimSpace(string(out)); err != nil || got != want {
+				t.Fatalf("Qt client: %v: %q, want %q", err, got, want)
+			}
+			if sp != nil {
+				waitUpload(t, sp, UploadDelivered)
+			}
+			ups := e.printer.OctoPrint().Uploads()
+			if len(ups) != 1 || ups[0].Filename != "cura.gcode" || ups[0].Size != size || ups[0].SHA256 != sum {
+				t.Fatalf("printer uploads %+v, want cura.gcode of %d bytes", ups, size)
+			}
+		})
+	}
+}
+
+// TestSpoolClientStopsMidUpload: a client that stops sending half-way is answered nothing and leaves nothing: no
+// record, no file (it knows its upload failed; nothing was reported done).
+func TestSpoolClientStopsMidUpload(t *testing.T) {
+	dir := t.TempDir()
+	sp, err := NewUploadSpool(UploadSpoolOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close(context.Background())
+	e := startSimWith(t, oesim.Options{}, nil, func(o *Options, _ *Printer) { o.Uploads = sp })
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = pw.Write([]byte("--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.gcode\"\r\n\r\nG28\n"))
+		pw.CloseWithError(errors.New("the slicer was closed"))
+	}()
+	req := newReq(t, http.MethodPost, e.url("/api/files/local"), pr)
+	req.ContentLength = 1 << 20
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
+	if resp, err := localClient().Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the client got %d for an upload it did not finish", resp.StatusCode)
+	}
+	waitFor(t, func() bool { return strings.Contains(logText(e.logs), "upload not stored: the client stopped sending") })
+	assertSpoolEmpty(t, dir)
+	if rs := sp.Records(); len(rs) != 0 {
+		t.Errorf("records %+v", rs)
+	}
+	if len(e.printer.OctoPrint().Uploads()) != 0 {
+		t.Error("the printer got an unfinished upload")
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/daemon"
 	"github.com/oeproxy/oeproxy/internal/bootstrap"
+	"github.com/oeproxy/oeproxy/proxy"
 )
 
 func newStatusCmd(a *app) *cobra.Command {
@@ -35,8 +36,10 @@ local_ip, last_connect, last_disconnect, limits (max_download_file_size_bytes,
 max_upload_file_size_bytes, max_single_webcam_stream_length_seconds, and two undocumented fields that
 may be null), last_error (code, meaning, source, at), checked_at, webhook_set_at, webhook_expires_at,
 daemon, action, route (relay, lan or auto), active_route (lan, relay, or none without a daemon),
-last_proof (when the daemon last proved the LAN host) and route_reason. Times are RFC 3339 in UTC or
-null. No secret is ever printed.`,
+last_proof (when the daemon last proved the LAN host), route_reason, and uploads (with
+upload.answer_when_stored: the uploads answered once stored, each with id, file, size, state stored,
+sending, delivered, failed or interrupted, status, attempts, error, kept, stored and done). Times are
+RFC 3339 in UTC or null. No secret is ever printed.`,
 		Example: "  oeproxy status\n  oeproxy status mk4 --json | jq -r .[0].state",
 		Args:    args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
@@ -103,6 +106,11 @@ null. No secret is ever printed.`,
 			}
 			for _, s := range list {
 				if line := routeLine(s); line != "" {
+					fmt.Fprintln(a.out, line)
+				}
+			}
+			for _, s := range list {
+				for _, line := range uploadLines(s) {
 					fmt.Fprintln(a.out, line)
 				}
 			}
@@ -224,4 +232,33 @@ func routeLine(s daemon.PrinterStatus) string {
 		line += " (" + s.RouteReason + ")"
 	}
 	return line
+}
+
+// uploadLines are a printer's uploads answered once stored that the printer does not have (yet), one line each,
+// then how many it does have: the slicer was told "done" for all of them.
+func uploadLines(s daemon.PrinterStatus) []string {
+	var lines []string
+	delivered := 0
+	for _, u := range s.Uploads {
+		switch u.State {
+		case proxy.UploadDelivered:
+			delivered++
+		case proxy.UploadFailed, proxy.UploadInterrupted:
+			line := fmt.Sprintf("%s: upload %s %s: %s", s.Name, orDash(u.File), u.State, u.Error)
+			if u.Kept != "" {
+				line += "; kept at " + u.Kept + ": send it again"
+			}
+			lines = append(lines, line)
+		default:
+			line := fmt.Sprintf("%s: upload %s being passed on to the printer (attempt %d)", s.Name, orDash(u.File), max(u.Attempts, 1))
+			if u.Error != "" {
+				line += ": " + u.Error
+			}
+			lines = append(lines, line)
+		}
+	}
+	if delivered > 0 {
+		lines = append(lines, fmt.Sprintf("%s: %d upload(s) answered once stored reached the printer", s.Name, delivered))
+	}
+	return lines
 }

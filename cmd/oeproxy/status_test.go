@@ -11,6 +11,7 @@ import (
 
 	"github.com/oeproxy/oeproxy/daemon"
 	"github.com/oeproxy/oeproxy/oesim"
+	"github.com/oeproxy/oeproxy/proxy"
 )
 
 // appEnv is an oeproxy installation (see newEnv) with printers linked through the paste flow, and a webhook
@@ -243,5 +244,27 @@ func TestStatusUnreachable(t *testing.T) {
 	code, out, _ = e.run(context.Background(), "", "status", "--json")
 	if code != 1 || !strings.Contains(out, `"meaning"`) || !strings.Contains(out, `"unreachable": true`) {
 		t.Errorf("--json: exit %d, %s", code, out)
+	}
+}
+
+// TestUploadLines: status names every upload the slicer was told was done but the printer does not have, with
+// where its file is kept, and counts those the printer has.
+func TestUploadLines(t *testing.T) {
+	s := daemon.PrinterStatus{Name: "mk4", Uploads: []proxy.UploadRecord{
+		{File: "a.gcode", State: proxy.UploadDelivered},
+		{File: "b.gcode", State: proxy.UploadFailed, Error: "the printer answered 415 Unsupported Media Type", Kept: "/d/undelivered/x-b.gcode"},
+		{File: "c.gcode", State: proxy.UploadSending, Attempts: 2},
+		{File: "d.gcode", State: proxy.UploadInterrupted, Error: "oeproxy stopped before the printer got it."},
+	}}
+	got := strings.Join(uploadLines(s), "\n")
+	want := "mk4: upload b.gcode failed: the printer answered 415 Unsupported Media Type; kept at /d/undelivered/x-b.gcode: send it again\n" +
+		"mk4: upload c.gcode being passed on to the printer (attempt 2)\n" +
+		"mk4: upload d.gcode interrupted: oeproxy stopped before the printer got it.\n" +
+		"mk4: 1 upload(s) answered once stored reached the printer"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if l := uploadLines(daemon.PrinterStatus{Name: "mk4"}); len(l) != 0 {
+		t.Errorf("no uploads: %q", l)
 	}
 }
