@@ -24,7 +24,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/oeproxy/oeproxy/appapi"
+	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/portalflow"
 	"github.com/oeproxy/oeproxy/proxy"
 )
@@ -442,10 +444,10 @@ type printerView struct {
 	Name, PrinterName, LocalURL, Route, RelayHost string
 	Served                                        bool
 	NotServed                                     string
-	State                                         HealthState
+	State                                         health.State
 	StateSince, CheckedAt                         string
 	Action                                        string
-	LastError                                     *StatusError
+	LastError                                     *health.StatusError
 	Supporter                                     string
 	Limits                                        *limitsView
 	Traffic                                       trafficView
@@ -497,7 +499,7 @@ func (a *admin) printerView(rec credstore.Record, listenHost, adminHost string) 
 		pub = rec.PublicWithHost(name)
 	}
 	v := printerView{Name: pub.Name, PrinterName: pub.PrinterName, LocalURL: pub.LocalURL, Route: a.d.routeText(rec),
-		RelayHost: pub.RelayHost, State: StateUnknown, Supporter: "unknown until OctoEverywhere answered once",
+		RelayHost: pub.RelayHost, State: health.StateUnknown, Supporter: "unknown until OctoEverywhere answered once",
 		NotServed: a.d.NotServed(rec.Name)}
 	if h := a.d.healthOf(rec.Name); h != nil {
 		v.Served = true
@@ -512,7 +514,7 @@ func (a *admin) printerView(rec credstore.Record, listenHost, adminHost string) 
 				Stream: limitSeconds(l.MaxSingleWebcamStreamLengthSeconds)}
 		}
 		switch {
-		case st.State == StateNoSupporterPerks:
+		case st.State == health.StateNoSupporterPerks:
 			v.Supporter = "no Supporter Perks (605): the account owner must renew; the printer works again without re-linking"
 		case st.Limits != nil:
 			v.Supporter = "active (App Connections need Supporter Perks; OctoEverywhere answered with the limits below)"
@@ -520,7 +522,7 @@ func (a *admin) printerView(rec credstore.Record, listenHost, adminHost string) 
 	}
 	t := a.d.metrics.Traffic(rec.Name)
 	v.Traffic = trafficView{Requests: t.Requests, WebSockets: t.WebSockets, Streams: t.Streams, Uploads: t.Uploads,
-		In: FormatBytes(t.BytesIn), Out: FormatBytes(t.BytesOut), CamUpstreams: t.WebcamUpstreams, CamViewers: t.WebcamViewers,
+		In: config.FormatBytes(t.BytesIn), Out: config.FormatBytes(t.BytesOut), CamUpstreams: t.WebcamUpstreams, CamViewers: t.WebcamViewers,
 		CamDropped: t.WebcamDropped, CamContinued: t.WebcamContinuations}
 	return v
 }
@@ -536,7 +538,7 @@ func limitBytes(n int64) string {
 	if n <= 0 {
 		return "not reported"
 	}
-	return FormatBytes(n)
+	return config.FormatBytes(n)
 }
 
 func limitSeconds(n int64) string {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/oesim"
 )
 
@@ -66,7 +67,7 @@ func startTestDaemon(t *testing.T, e *testEnv, mod func(*config.Config), level *
 	}
 	ready := make(chan struct{})
 	d, err := New(Options{Config: c, Store: e.store, Transport: e.tr, API: e.api, Logger: log,
-		Health: HealthOptions{Interval: time.Hour, MinCheckGap: -1, Now: now},
+		Health: health.Options{Interval: time.Hour, MinCheckGap: -1, Now: now},
 		Ready:  func(*Daemon) { close(ready) }})
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +211,7 @@ func TestAdminPageListsPrinters(t *testing.T) {
 	addServed(t, e, "voron", voron)
 	d, _ := serviceDaemon(t, e, nil, nil)
 	for _, n := range []string{"mk4", "voron"} {
-		waitState(t, d.healthOf(n), StateOnline)
+		waitState(t, d.healthOf(n), health.StateOnline)
 	}
 	// Traffic shows on the page.
 	if a := send(t, http.MethodGet, "http://"+d.PrinterAddr("mk4")+"/api/version", ""); a.status != 200 {

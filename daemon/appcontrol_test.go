@@ -15,6 +15,7 @@ import (
 
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/oesim"
 )
 
@@ -79,7 +80,7 @@ func TestAppControl(t *testing.T) {
 				t.Fatalf("status: %v %v", st, err)
 			}
 			s := st[0]
-			if s.Name != "mk4" || s.State != StateOnline || !s.Online || s.LocalIP != "192.168.1.50" || s.PrinterName != "Prusa MK4" ||
+			if s.Name != "mk4" || s.State != health.StateOnline || !s.Online || s.LocalIP != "192.168.1.50" || s.PrinterName != "Prusa MK4" ||
 				s.Limits == nil || s.Limits.MaxUploadFileSizeBytes != 500<<20 || s.CheckedAt == nil || s.Daemon || s.LastError != nil {
 				t.Errorf("status %+v", s)
 			}
@@ -120,7 +121,7 @@ func TestAppControl(t *testing.T) {
 			info, err := ctl.SetWebhook(ctx, "mk4", hook, []appapi.EventType{2, 3, 2})
 			seen = append(seen, info, err)
 			if err != nil || info.Host != strings.TrimPrefix(recv.URL, "https://") || len(info.Events) != 2 ||
-				!info.ExpiresAt.Equal(info.SetAt.Add(WebhookLifetime)) {
+				!info.ExpiresAt.Equal(info.SetAt.Add(health.WebhookLifetime)) {
 				t.Fatalf("set webhook: %+v %v", info, err)
 			}
 			if u, f, _ := conn.Webhook(); u != hook || len(f) != 2 {
@@ -156,7 +157,7 @@ func TestAppControl(t *testing.T) {
 			conn.Revoke()
 			st, err = ctl.Status(ctx, "mk4")
 			seen = append(seen, st, err)
-			if err != nil || st[0].State != StateNeedsRelink || st[0].LastError == nil || st[0].LastError.Code != 604 ||
+			if err != nil || st[0].State != health.StateNeedsRelink || st[0].LastError == nil || st[0].LastError.Code != 604 ||
 				!strings.Contains(st[0].Action, "oeproxy remove mk4 && oeproxy connect --name mk4") {
 				t.Errorf("status after revoke: %+v %v", st, err)
 			}
@@ -200,7 +201,7 @@ func TestAppControlNoAPI(t *testing.T) {
 
 // TestPrinterStatusJSON pins the documented keys of `oeproxy status --json`.
 func TestPrinterStatusJSON(t *testing.T) {
-	b, err := json.Marshal(PrinterStatus{Limits: &appapi.Limits{}, LastError: &StatusError{}})
+	b, err := json.Marshal(PrinterStatus{Limits: &appapi.Limits{}, LastError: &health.StatusError{}})
 	if err != nil {
 		t.Fatal(err)
 	}

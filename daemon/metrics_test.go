@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/oesim"
 )
 
@@ -92,7 +93,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	mk4Conn := addServed(t, e, "mk4", mk4)
 	addServed(t, e, "voron", voron)
 	d, _ := serviceDaemon(t, e, nil, nil)
-	waitState(t, d.healthOf("mk4"), StateOnline)
+	waitState(t, d.healthOf("mk4"), health.StateOnline)
 	mk4URL, voronURL := "http://"+d.PrinterAddr("mk4"), "http://"+d.PrinterAddr("voron")
 
 	for range 3 {

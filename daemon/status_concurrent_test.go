@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/oeproxy/oeproxy/appapi"
+	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/oesim"
 )
 
@@ -65,7 +66,7 @@ func TestStatusAsksPrintersConcurrently(t *testing.T) {
 		if want := fmt.Sprintf("p%d", i); s.Name != want { // the store's order (by name) is kept
 			t.Errorf("status %d is %s, want %s", i, s.Name, want)
 		}
-		if s.State != StateUnknown {
+		if s.State != health.StateUnknown {
 			t.Errorf("%s: state %s, want unknown", s.Name, s.State)
 		}
 	}
