@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -231,8 +232,13 @@ func TestAdminPageListsPrinters(t *testing.T) {
 		t.Fatalf("webcam through mk4: %v", err)
 	}
 
+	checks := d.healthOf("mk4").Snapshot().Checks
 	b := newBrowser(t, d)
 	body, _ := b.page()
+	// The page shows what the health tracker knows (StatusNow): loading it asks OctoEverywhere nothing.
+	if n := d.healthOf("mk4").Snapshot().Checks; n != checks {
+		t.Errorf("loading the admin page ran %d health checks, want none", n-checks)
+	}
 	for _, want := range []string{
 		"1 shared stream(s) to the printer for 1 viewer(s)",
 		`id="printer-mk4"`, `id="printer-voron"`, "Prusa MK4", "Voron 2.4",
@@ -639,5 +645,27 @@ func TestAdminPendingLimitIsPerSession(t *testing.T) {
 	_, btok := b.page()
 	if r := b.do(http.MethodPost, "/connect", url.Values{"csrf": {btok}}, nil); r.status != http.StatusSeeOther {
 		t.Errorf("another session's connect while the first is at its limit: %d %s", r.status, r.body)
+	}
+}
+
+// TestAdminPageWildcardAndUnknown: with listen.host 0.0.0.0 a printer's link uses the name the browser used for
+// the page; a remove page for a name that is not stored answers 404 with the store's own words.
+func TestAdminPageWildcardAndUnknown(t *testing.T) {
+	e := newTestEnv(t, oesim.Options{})
+	addServed(t, e, "mk4", nil)
+	d, _ := serviceDaemon(t, e, func(c *config.Config) { c.Listen.Host = "0.0.0.0" }, nil)
+	waitState(t, d.healthOf("mk4"), health.StateOnline)
+	rec, err := e.store.Get("mk4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, d)
+	body, _ := b.page()
+	if want := fmt.Sprintf(`href="http://127.0.0.1:%d"`, rec.Port); !strings.Contains(body, want) {
+		t.Errorf("page lacks %q", want)
+	}
+	r := b.do(http.MethodGet, "/printers/nope/remove", nil, nil)
+	if r.status != http.StatusNotFound || !strings.Contains(r.body, "no printer named") || !strings.Contains(r.body, "nope") {
+		t.Errorf("remove page of an unknown printer: %d %s", r.status, r.body)
 	}
 }

@@ -97,15 +97,26 @@ func (p *Printers) record(name string) (credstore.Record, error) {
 	return p.Store.Get(name)
 }
 
-// Status implements AppControl. With the daemon's Health it checks at once and reports the state machine (which
-// also hears the relay); without it, it calls Info once per printer and derives the state with the same rules.
 // statusConcurrency bounds how many printers one status asks OctoEverywhere about at once.
 const statusConcurrency = 4
 
+// Status implements AppControl. With the daemon's Health it checks at once and reports the state machine (which
+// also hears the relay); without it, it calls Info once per printer and derives the state with the same rules.
 func (p *Printers) Status(ctx context.Context, name string) ([]PrinterStatus, error) {
 	if p.API == nil {
 		return nil, errNoAPI
 	}
+	return p.status(ctx, name, true)
+}
+
+// StatusNow is Status without asking OctoEverywhere: what the daemon's health trackers know now, and unknown for
+// a printer that has none. The admin page shows it at every load, which must not cost an Info call per printer.
+func (p *Printers) StatusNow(ctx context.Context, name string) ([]PrinterStatus, error) {
+	return p.status(ctx, name, false)
+}
+
+// status reports every printer (name == "") or one; fresh checks each one first.
+func (p *Printers) status(ctx context.Context, name string, fresh bool) ([]PrinterStatus, error) {
 	var recs []credstore.Record
 	var damaged []credstore.Damaged
 	if name != "" {
@@ -136,7 +147,9 @@ func (p *Printers) Status(ctx context.Context, name string) ([]PrinterStatus, er
 			if h == nil { // a one-off check, deriving the state with the same rules
 				h = health.New(health.Options{Name: r.Name, API: p.API, Store: p.Store, Now: p.Now})
 			}
-			h.Refresh(gctx)
+			if fresh {
+				h.Refresh(gctx)
+			}
 			if err := gctx.Err(); err != nil {
 				return err
 			}

@@ -261,11 +261,12 @@ func fillRoute(pub *credstore.PublicRecord, rec credstore.Record, cfgRoute strin
 	}
 }
 
-// routeText is the admin page's route line of a printer.
-func (d *Daemon) routeText(rec credstore.Record) string {
-	st, ok := d.routeStatus(rec.Name)
+// routeText is the admin page's route line of a printer, from its listing (whose Route is the effective
+// route mode) and its router.
+func (d *Daemon) routeText(pub credstore.PublicRecord) string {
+	st, ok := d.routeStatus(pub.Name)
 	if !ok {
-		return string(EffectiveRoute(rec, d.cfg().Route)) + " (not served)"
+		return pub.Route + " (not served)"
 	}
 	s := fmt.Sprintf("%s, now %s", st.Mode, st.Active)
 	if !st.LastProof.IsZero() {
