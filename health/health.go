@@ -39,10 +39,10 @@ const (
 	StateNeedsRelink State = "needs_relink"
 )
 
-// Health timing defaults (Options).
+// Health timing defaults (Options; RenewOptions.Interval too).
 const (
-	DefaultInterval    = 60 * time.Second
-	DefaultMinCheckGap = 5 * time.Second
+	defaultInterval    = 60 * time.Second
+	defaultMinCheckGap = 5 * time.Second
 )
 
 // Options configure one printer's Health.
@@ -111,10 +111,10 @@ func New(o Options) *Health {
 		o.Logger = zap.NewNop()
 	}
 	if o.Interval <= 0 {
-		o.Interval = DefaultInterval
+		o.Interval = defaultInterval
 	}
 	if o.MinCheckGap == 0 {
-		o.MinCheckGap = DefaultMinCheckGap
+		o.MinCheckGap = defaultMinCheckGap
 	}
 	if o.ConfirmAfter <= 0 {
 		o.ConfirmAfter = o.Interval
@@ -149,8 +149,8 @@ func (h *Health) Run(ctx context.Context) {
 	}
 }
 
-// Kick asks Run for a check soon; kicks that come while one is pending are merged.
-func (h *Health) Kick() {
+// requestCheck asks Run for a check soon; kicks that come while one is pending are merged.
+func (h *Health) requestCheck() {
 	select {
 	case h.kick <- struct{}{}:
 	default:
@@ -272,7 +272,7 @@ func (h *Health) NoteRelayCode(code int) {
 		}
 	}
 	h.mu.Unlock()
-	h.Kick()
+	h.requestCheck()
 }
 
 // noteAccepted hears a request the relay accepted: the credential works, whatever 606 said before.

@@ -15,10 +15,10 @@ import (
 const (
 	// WebhookLifetime is how long OctoEverywhere keeps calling a webhook after the last successful Set.
 	WebhookLifetime = 180 * 24 * time.Hour
-	// WebhookRenewAfter is the age at which the daemon sets a webhook again, a month before it would lapse.
-	WebhookRenewAfter = 150 * 24 * time.Hour
-	// DefaultRenewRetry is the least time between two renewal attempts after one failed.
-	DefaultRenewRetry = time.Hour
+	// webhookRenewAfter is the age at which the daemon sets a webhook again, a month before it would lapse.
+	webhookRenewAfter = 150 * 24 * time.Hour
+	// defaultRenewRetry is the least time between two renewal attempts after one failed.
+	defaultRenewRetry = time.Hour
 )
 
 // RenewOptions configure one printer's Renewer.
@@ -31,15 +31,15 @@ type RenewOptions struct {
 	// Logger gets a line per renewal and per failed attempt, never the webhook URL (it may hold a secret).
 	// Default zap.NewNop().
 	Logger *zap.Logger
-	// Interval is the time between two looks at the webhook's age (default DefaultInterval).
+	// Interval is the time between two looks at the webhook's age (default 60 s, as the health checks).
 	Interval time.Duration
-	// Retry is the least time between two renewal attempts (default DefaultRenewRetry).
+	// Retry is the least time between two renewal attempts (default 1 h).
 	Retry time.Duration
 	// Now is the clock of the webhook's age (tests inject one). Default time.Now.
 	Now func() time.Time
 }
 
-// Renewer sets a printer's webhook again before OctoEverywhere lets it lapse (WebhookRenewAfter). It is apart
+// Renewer sets a printer's webhook again before OctoEverywhere lets it lapse (after 150 days, a month before the 180). It is apart
 // from Health because it depends on the stored record only: a webhook call that hangs must not hold up the
 // state that the gate uses.
 type Renewer struct {
@@ -48,9 +48,9 @@ type Renewer struct {
 
 	lookMu sync.Mutex // one look at a time
 
-	mu     sync.Mutex
-	tried  time.Time
-	failed bool
+	mu         sync.Mutex
+	tried      time.Time
+	lastFailed bool
 }
 
 // NewRenewer returns a Renewer; nothing runs until Run.
@@ -59,10 +59,10 @@ func NewRenewer(o RenewOptions) *Renewer {
 		o.Logger = zap.NewNop()
 	}
 	if o.Interval <= 0 {
-		o.Interval = DefaultInterval
+		o.Interval = defaultInterval
 	}
 	if o.Retry <= 0 {
-		o.Retry = DefaultRenewRetry
+		o.Retry = defaultRenewRetry
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -75,7 +75,7 @@ func (r *Renewer) Run(ctx context.Context) {
 	t := time.NewTicker(r.o.Interval)
 	defer t.Stop()
 	for {
-		r.Renew(ctx)
+		r.renew(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -84,16 +84,16 @@ func (r *Renewer) Run(ctx context.Context) {
 	}
 }
 
-// Failed reports whether the last renewal attempt failed.
-func (r *Renewer) Failed() bool {
+// failed reports whether the last renewal attempt failed.
+func (r *Renewer) failed() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.failed
+	return r.lastFailed
 }
 
-// Renew sets the webhook again when it is older than WebhookRenewAfter; a failure is logged as a warning with
+// renew sets the webhook again when it is older than webhookRenewAfter; a failure is logged as a warning with
 // the date it lapses, and retried after Retry.
-func (r *Renewer) Renew(ctx context.Context) {
+func (r *Renewer) renew(ctx context.Context) {
 	r.lookMu.Lock()
 	defer r.lookMu.Unlock()
 	if ctx.Err() != nil || r.o.API == nil {
@@ -108,7 +108,7 @@ func (r *Renewer) Renew(ctx context.Context) {
 		return
 	}
 	now := r.o.Now()
-	if now.Sub(rec.WebhookSetAt) < WebhookRenewAfter {
+	if now.Sub(rec.WebhookSetAt) < webhookRenewAfter {
 		return
 	}
 	r.mu.Lock()
@@ -137,12 +137,12 @@ func (r *Renewer) Renew(ctx context.Context) {
 		})
 	}
 	r.mu.Lock()
-	r.failed = err != nil
+	r.lastFailed = err != nil
 	r.mu.Unlock()
 	if err != nil {
 		r.log.Warn("webhook renewal failed: OctoEverywhere stops calling the webhook when it lapses; oeproxy will try again",
 			zap.Time("lapses_at", expires), zap.Duration("retry_in", r.o.Retry), zap.Error(err))
 		return
 	}
-	r.log.Info("webhook renewed", zap.Time("next_renewal", now.Add(WebhookRenewAfter)))
+	r.log.Info("webhook renewed", zap.Time("next_renewal", now.Add(webhookRenewAfter)))
 }

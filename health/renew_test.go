@@ -32,12 +32,12 @@ func TestRenewerRenew(t *testing.T) {
 		t.Fatal(err)
 	}
 	rn, logs := newTestRenewer(e, "mk4", clock)
-	rn.Renew(context.Background())
+	rn.renew(context.Background())
 	if u, _, _ := conn.Webhook(); u != "" {
 		t.Fatal("renewed a webhook younger than 150 days")
 	}
 	clock.Add(2 * 24 * time.Hour)
-	rn.Renew(context.Background())
+	rn.renew(context.Background())
 	u, filter, _ := conn.Webhook()
 	if u != hook || len(filter) != 2 || filter[0] != 2 || filter[1] != 3 {
 		t.Fatalf("sim webhook %q %v after renewal", u, filter)
@@ -53,17 +53,17 @@ func TestRenewerRenew(t *testing.T) {
 	// Failure: OctoEverywhere refuses (the connection was revoked).
 	clock.Add(151 * 24 * time.Hour)
 	conn.Revoke()
-	rn.Renew(context.Background())
-	rn.Renew(context.Background()) // within Retry: not tried again
+	rn.renew(context.Background())
+	rn.renew(context.Background()) // within Retry: not tried again
 	warns := logs.FilterMessageSnippet("webhook renewal failed")
 	if warns.Len() != 1 {
 		t.Fatalf("%d renewal warnings, want 1:\n%s", warns.Len(), logText(logs))
 	}
-	if !rn.Failed() {
+	if !rn.failed() {
 		t.Error("the renewer does not say the renewal failed")
 	}
-	clock.Add(DefaultRenewRetry)
-	rn.Renew(context.Background())
+	clock.Add(defaultRenewRetry)
+	rn.renew(context.Background())
 	if n := logs.FilterMessageSnippet("webhook renewal failed").Len(); n != 2 {
 		t.Errorf("%d renewal warnings after Retry, want 2", n)
 	}
@@ -85,7 +85,7 @@ func TestRenewerRun(t *testing.T) {
 	conn, _ := e.add(t, "mk4", nil)
 	const hook = "https://hooks.example.com/oe"
 	if err := e.store.Update("mk4", func(r *credstore.Record) error {
-		r.WebhookURL, r.WebhookSetAt = hook, clock.Now().Add(-WebhookRenewAfter)
+		r.WebhookURL, r.WebhookSetAt = hook, clock.Now().Add(-webhookRenewAfter)
 		return nil
 	}); err != nil {
 		t.Fatal(err)
