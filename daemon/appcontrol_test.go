@@ -65,8 +65,8 @@ func TestAppControl(t *testing.T) {
 			recv, calls := webhookReceiver(t, http.StatusOK)
 			e := newTestEnv(t, oesim.Options{WebhookClient: recv.Client(),
 				Printers: []oesim.PrinterOptions{{Name: "Prusa MK4", Kind: oesim.KindOctoPrint, LocalIP: "192.168.1.50"}}})
-			conn, _ := e.add(t, "mk4", nil)
-			p := &Printers{Store: e.store, API: e.api, RelayDomain: e.sim.Domain}
+			conn, _ := e.Add(t, "mk4", nil)
+			p := &Printers{Store: e.Store, API: e.API, RelayDomain: e.Sim.Domain}
 			var ctl Control = p
 			if mode == "socket" {
 				ctl = serveControl(t, p)
@@ -127,7 +127,7 @@ func TestAppControl(t *testing.T) {
 			if u, f, _ := conn.Webhook(); u != hook || len(f) != 2 {
 				t.Errorf("sim webhook %q %v", u, f)
 			}
-			rec, _ := e.store.Get("mk4")
+			rec, _ := e.Store.Get("mk4")
 			if rec.WebhookURL != hook || len(rec.WebhookEvents) != 2 || !rec.WebhookSetAt.Equal(info.SetAt) {
 				t.Errorf("record webhook %v %v", rec.WebhookEvents, rec.WebhookSetAt)
 			}
@@ -150,7 +150,7 @@ func TestAppControl(t *testing.T) {
 			if u, _, _ := conn.Webhook(); u != "" {
 				t.Error("the sim still has the webhook")
 			}
-			if rec, _ := e.store.Get("mk4"); rec.WebhookURL != "" || !rec.WebhookSetAt.IsZero() {
+			if rec, _ := e.Store.Get("mk4"); rec.WebhookURL != "" || !rec.WebhookSetAt.IsZero() {
 				t.Error("the record still has the webhook")
 			}
 
@@ -176,7 +176,7 @@ func TestAppControl(t *testing.T) {
 				b, _ := json.Marshal(v)
 				texts = append(texts, string(b))
 			}
-			e.assertNoSecrets(t, texts...)
+			e.AssertNoSecrets(t, texts...)
 			for _, text := range texts {
 				if strings.Contains(text, "webhook-secret") {
 					t.Errorf("the webhook URL leaked: %s", text)
@@ -189,8 +189,8 @@ func TestAppControl(t *testing.T) {
 // TestAppControlNoAPI: without an App API client, the commands fail with a clear error rather than panic.
 func TestAppControlNoAPI(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{})
-	e.add(t, "mk4", nil)
-	p := &Printers{Store: e.store}
+	e.Add(t, "mk4", nil)
+	p := &Printers{Store: e.Store}
 	if _, err := p.Status(context.Background(), ""); !errors.Is(err, errNoAPI) {
 		t.Errorf("status: %v", err)
 	}

@@ -34,7 +34,7 @@ func freePort(t *testing.T, e *testEnv, name string) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	if err := e.store.Update(name, func(r *credstore.Record) error { r.Port = port; return nil }); err != nil {
+	if err := e.Store.Update(name, func(r *credstore.Record) error { r.Port = port; return nil }); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -84,7 +84,7 @@ func waitState(t *testing.T, h *health.Health, want health.State) {
 // through the control socket shows the daemon's state.
 func TestDaemonRevokedConnection(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{})
-	conn, _ := e.add(t, "mk4", nil)
+	conn, _ := e.Add(t, "mk4", nil)
 	freePort(t, e, "mk4")
 	d, logs := runDaemon(t, e, newClock())
 	h := d.healthOf("mk4")
@@ -137,10 +137,10 @@ func TestDaemonRevokedConnection(t *testing.T) {
 // printer whose requests are accepted afterwards changes nothing.
 func TestDaemonRefused606(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{})
-	e.add(t, "good", nil)
+	e.Add(t, "good", nil)
 	freePort(t, e, "good")
-	conn, _ := e.add(t, "bad", nil)
-	if err := e.store.Update("bad", func(r *credstore.Record) error { r.BasicPassword = "not-the-password"; return nil }); err != nil {
+	conn, _ := e.Add(t, "bad", nil)
+	if err := e.Store.Update("bad", func(r *credstore.Record) error { r.BasicPassword = "not-the-password"; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	freePort(t, e, "bad")
@@ -188,7 +188,7 @@ func TestDaemonRefused606(t *testing.T) {
 // the relay; a smaller one is relayed.
 func TestDaemonUploadLimit(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{})
-	conn, _ := e.add(t, "mk4", nil)
+	conn, _ := e.Add(t, "mk4", nil)
 	conn.SetLimits(oesim.Limits{MaxUploadFileSizeBytes: 1000})
 	freePort(t, e, "mk4")
 	d, _ := runDaemon(t, e, newClock())

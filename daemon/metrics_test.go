@@ -89,7 +89,7 @@ func dialWS(t *testing.T, url string) *websocket.Conn {
 
 func TestMetricsAfterTraffic(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{})
-	mk4, voron := e.sim.Printers()[0], e.sim.Printers()[1]
+	mk4, voron := e.Sim.Printers()[0], e.Sim.Printers()[1]
 	mk4Conn := addServed(t, e, "mk4", mk4)
 	addServed(t, e, "voron", voron)
 	d, _ := serviceDaemon(t, e, nil, nil)

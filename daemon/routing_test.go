@@ -52,8 +52,8 @@ func TestEffectiveRoute(t *testing.T) {
 func TestLANSetWhileServing(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, oesim.Options{Printers: []oesim.PrinterOptions{{Name: "Voron", Kind: oesim.KindMoonraker, LAN: true}}})
-	voron := e.sim.Printers()[0]
-	e.add(t, "voron", voron)
+	voron := e.Sim.Printers()[0]
+	e.Add(t, "voron", voron)
 	d, _ := startTestDaemon(t, e, nil, nil, nil)
 	ctl, err := DialControl(context.Background(), d.SocketPath())
 	if err != nil {

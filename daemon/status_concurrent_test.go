@@ -21,7 +21,7 @@ func TestStatusAsksPrintersConcurrently(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{})
 	const printers = 2*statusConcurrency + 1
 	for i := range printers {
-		e.add(t, fmt.Sprintf("p%d", i), nil)
+		e.Add(t, fmt.Sprintf("p%d", i), nil)
 	}
 	var (
 		mu             sync.Mutex
@@ -52,7 +52,7 @@ func TestStatusAsksPrintersConcurrently(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Printers{Store: e.store, API: api, RelayDomain: e.sim.Domain}
+	p := &Printers{Store: e.Store, API: api, RelayDomain: e.Sim.Domain}
 	start := time.Now()
 	st, err := p.Status(context.Background(), "")
 	if err != nil {

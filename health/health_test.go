@@ -14,13 +14,15 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/oeproxy/oeproxy/appapi"
+	"github.com/oeproxy/oeproxy/internal/simtest"
+	"github.com/oeproxy/oeproxy/internal/testutil"
 	"github.com/oeproxy/oeproxy/oesim"
 	"github.com/oeproxy/oeproxy/proxy"
 )
 
-func newTestHealth(e *testEnv, name string, clock *fakeClock, mod func(*Options)) (*Health, *observer.ObservedLogs) {
-	log, logs := observed()
-	o := Options{Name: name, API: e.api, Store: e.store, Logger: log, Now: clock.Now, Interval: time.Minute, MinCheckGap: -1}
+func newTestHealth(e *simtest.Env, name string, clock *testutil.Clock, mod func(*Options)) (*Health, *observer.ObservedLogs) {
+	log, logs := testutil.Observed()
+	o := Options{Name: name, API: e.API, Store: e.Store, Logger: log, Now: clock.Now, Interval: time.Minute, MinCheckGap: -1}
 	if mod != nil {
 		mod(&o)
 	}
@@ -63,9 +65,9 @@ func TestHealthInfoOutcomes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newTestEnv(t, tc.opts)
-			conn, _ := e.add(t, "mk4", nil)
-			h, logs := newTestHealth(e, "mk4", newClock(), nil)
+			e := simtest.New(t, tc.opts)
+			conn, _ := e.Add(t, "mk4", nil)
+			h, logs := newTestHealth(e, "mk4", testutil.NewClock(), nil)
 			tc.setup(conn)
 			h.check(context.Background())
 			h.check(context.Background()) // a second, identical answer logs nothing more
@@ -84,7 +86,7 @@ func TestHealthInfoOutcomes(t *testing.T) {
 				t.Errorf("last error code %d, want %d", gotCode, tc.code)
 			}
 			if n := transitions(logs); n != 1 {
-				t.Errorf("%d state-change log lines, want 1 (unknown → %s):\n%s", n, tc.state, logText(logs))
+				t.Errorf("%d state-change log lines, want 1 (unknown → %s):\n%s", n, tc.state, testutil.LogText(logs))
 			}
 			ref := h.Admit(get())
 			switch {
@@ -93,7 +95,7 @@ func TestHealthInfoOutcomes(t *testing.T) {
 			case tc.refuses != 0 && (ref == nil || ref.Status != tc.refuses || !strings.Contains(ref.Action, "oeproxy remove mk4 && oeproxy connect --name mk4")):
 				t.Errorf("gate answer %+v, want %d with the re-link command", ref, tc.refuses)
 			}
-			e.assertNoSecrets(t, logText(logs))
+			e.AssertNoSecrets(t, testutil.LogText(logs))
 		})
 	}
 }
@@ -126,10 +128,10 @@ func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f
 // TestHealthCheckFailures: 602 means offline; 600 and an unreachable OctoEverywhere say nothing (unknown), and do
 // not lift a confirmed needs_relink.
 func TestHealthCheckFailures(t *testing.T) {
-	e := newTestEnv(t, oesim.Options{})
-	e.add(t, "mk4", nil)
+	e := simtest.New(t, oesim.Options{})
+	e.Add(t, "mk4", nil)
 	status := 200
-	h, logs := newTestHealth(e, "mk4", newClock(), func(o *Options) { o.API = fakeAPI(t, &status) })
+	h, logs := newTestHealth(e, "mk4", testutil.NewClock(), func(o *Options) { o.API = fakeAPI(t, &status) })
 	steps := []struct {
 		status int
 		want   State
@@ -153,16 +155,16 @@ func TestHealthCheckFailures(t *testing.T) {
 		}
 	}
 	if n := transitions(logs); n != 6 {
-		t.Errorf("%d state-change lines, want 6:\n%s", n, logText(logs))
+		t.Errorf("%d state-change lines, want 6:\n%s", n, testutil.LogText(logs))
 	}
 }
 
 // TestHealth606Transient is the OctoPod #696 case: the relay refuses the credential once (an OctoEverywhere
 // incident), Info still succeeds, and the next requests are accepted: nothing is condemned, no request refused.
 func TestHealth606Transient(t *testing.T) {
-	e := newTestEnv(t, oesim.Options{})
-	e.add(t, "mk4", nil)
-	clock := newClock()
+	e := simtest.New(t, oesim.Options{})
+	e.Add(t, "mk4", nil)
+	clock := testutil.NewClock()
 	h, logs := newTestHealth(e, "mk4", clock, nil)
 	hooks := h.Hooks()
 	h.check(context.Background())
@@ -184,16 +186,16 @@ func TestHealth606Transient(t *testing.T) {
 		t.Errorf("last error %+v, want the relay's 606", s.LastError)
 	}
 	if n := transitions(logs); n != 1 {
-		t.Errorf("%d state-change lines, want 1:\n%s", n, logText(logs))
+		t.Errorf("%d state-change lines, want 1:\n%s", n, testutil.LogText(logs))
 	}
 }
 
 // TestHealth606Confirmed: 606 keeps coming for ConfirmAfter after Info succeeded, with nothing accepted: the
 // printer needs re-linking; one probe per Interval still reaches the relay; an accepted probe recovers.
 func TestHealth606Confirmed(t *testing.T) {
-	e := newTestEnv(t, oesim.Options{})
-	e.add(t, "mk4", nil)
-	clock := newClock()
+	e := simtest.New(t, oesim.Options{})
+	e.Add(t, "mk4", nil)
+	clock := testutil.NewClock()
 	h, logs := newTestHealth(e, "mk4", clock, nil) // Interval and ConfirmAfter: 1 min
 	hooks := h.Hooks()
 	h.check(context.Background())
@@ -236,16 +238,16 @@ func TestHealth606Confirmed(t *testing.T) {
 		t.Fatalf("gate still refuses after recovery: %+v", ref)
 	}
 	if n := transitions(logs); n != 3 {
-		t.Errorf("%d state-change lines, want 3 (unknown→online→needs_relink→online):\n%s", n, logText(logs))
+		t.Errorf("%d state-change lines, want 3 (unknown→online→needs_relink→online):\n%s", n, testutil.LogText(logs))
 	}
 }
 
 // TestHealth606WithoutInfo: when Info cannot confirm the connection, relay 606s never condemn it.
 func TestHealth606WithoutInfo(t *testing.T) {
-	e := newTestEnv(t, oesim.Options{})
-	e.add(t, "mk4", nil)
+	e := simtest.New(t, oesim.Options{})
+	e.Add(t, "mk4", nil)
 	status := 600
-	clock := newClock()
+	clock := testutil.NewClock()
 	h, _ := newTestHealth(e, "mk4", clock, func(o *Options) { o.API = fakeAPI(t, &status) })
 	h.NoteRelayCode(606)
 	h.check(context.Background())
@@ -257,10 +259,10 @@ func TestHealth606WithoutInfo(t *testing.T) {
 }
 
 func TestHealthUploadLimit(t *testing.T) {
-	e := newTestEnv(t, oesim.Options{})
-	conn, _ := e.add(t, "mk4", nil)
+	e := simtest.New(t, oesim.Options{})
+	conn, _ := e.Add(t, "mk4", nil)
 	conn.SetLimits(oesim.Limits{MaxUploadFileSizeBytes: 1000, MaxDownloadFileSizeBytes: 5000, MaxSingleWebcamStreamLength: 30 * time.Second})
-	h, _ := newTestHealth(e, "mk4", newClock(), nil)
+	h, _ := newTestHealth(e, "mk4", testutil.NewClock(), nil)
 	if ref := h.Admit(upload(1 << 40)); ref != nil {
 		t.Fatalf("refused before the limits were known: %+v", ref)
 	}
@@ -282,20 +284,20 @@ func TestHealthUploadLimit(t *testing.T) {
 
 // TestHealthRun: Run checks at once, again soon after a relay 6xx, and stops with its context.
 func TestHealthRun(t *testing.T) {
-	e := newTestEnv(t, oesim.Options{})
-	e.add(t, "mk4", nil)
-	h, _ := newTestHealth(e, "mk4", newClock(), func(o *Options) { o.Interval = time.Hour })
+	e := simtest.New(t, oesim.Options{})
+	e.Add(t, "mk4", nil)
+	h, _ := newTestHealth(e, "mk4", testutil.NewClock(), func(o *Options) { o.Interval = time.Hour })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); h.Run(ctx) }()
-	waitFor(t, "the first check", func() bool { return h.checkCount() >= 1 })
+	testutil.WaitFor(t, "the first check", func() bool { return h.checkCount() >= 1 })
 	h.NoteRelayCode(601)
-	waitFor(t, "the check after a 601", func() bool { return h.checkCount() >= 2 })
+	testutil.WaitFor(t, "the check after a 601", func() bool { return h.checkCount() >= 2 })
 	cancel()
 	<-done
 
 	// Refresh (oeproxy status) checks even within MinCheckGap: the user asked now.
-	g, _ := newTestHealth(e, "mk4", newClock(), func(o *Options) { o.MinCheckGap = time.Hour })
+	g, _ := newTestHealth(e, "mk4", testutil.NewClock(), func(o *Options) { o.MinCheckGap = time.Hour })
 	g.Refresh(context.Background())
 	g.Refresh(context.Background())
 	if n := g.checkCount(); n != 2 {
