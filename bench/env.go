@@ -40,6 +40,9 @@ type EnvOptions struct {
 	Listener net.Listener
 	// HTTP2 makes the relay offer h2 in ALPN (oesim.Options.HTTP2).
 	HTTP2 bool
+	// PrinterLinkRate is the printer's home line (bytes/s) over which the relay passes a stored upload on
+	// (oesim.Options.PrinterLinkRate); 0: no limit.
+	PrinterLinkRate int64
 }
 
 // StartEnvWith is StartEnv with options.
@@ -61,9 +64,10 @@ func StartEnvWith(ctx context.Context, eo EnvOptions) (*Env, error) {
 			MaxUploadFileSizeBytes:      1 << 42,
 			MaxSingleWebcamStreamLength: 24 * time.Hour,
 		},
-		TempDir:  spool,
-		Listener: eo.Listener,
-		HTTP2:    eo.HTTP2,
+		TempDir:         spool,
+		Listener:        eo.Listener,
+		HTTP2:           eo.HTTP2,
+		PrinterLinkRate: eo.PrinterLinkRate,
 	})
 	if err != nil {
 		os.RemoveAll(dir)

@@ -2,14 +2,17 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/oeproxy/oeproxy/internal/oenet"
 	"github.com/oeproxy/oeproxy/oesim"
 	"github.com/oeproxy/oeproxy/proxy"
@@ -27,6 +30,15 @@ type LANFigures struct {
 	Fallback time.Duration
 	// ProofTime is how long the first proof took (LAN id read, relay id read, nonce write and read back).
 	ProofTime time.Duration
+	// PrinterGet is the same small GET from the client to the printer's LAN address itself: the baseline that
+	// the LAN route adds to.
+	PrinterGet time.Duration
+	// Upload (MB/s) and WSRoundTrip (median JSON-RPC round trip on Moonraker's /websocket), for the printer
+	// itself, the LAN route and the relay route.
+	PrinterUpload, LANUpload, RelayUpload          float64
+	PrinterWSRoundTrip, LANWSRoundTrip, RelayWSRTT time.Duration
+	// UploadBytes is the size of each upload.
+	UploadBytes int64
 }
 
 // MeasureLAN measures LANFigures with n small GETs per route.
@@ -128,6 +140,22 @@ func MeasureLAN(ctx context.Context, n int) (LANFigures, error) {
 	if f.RelayGet, err = median(relaySrv.URL); err != nil {
 		return f, err
 	}
+	if f.PrinterGet, err = median(pr.LANURL); err != nil {
+		return f, err
+	}
+	f.UploadBytes = lanUploadBytes
+	for _, m := range []struct {
+		base string
+		up   *float64
+		rtt  *time.Duration
+	}{{pr.LANURL, &f.PrinterUpload, &f.PrinterWSRoundTrip}, {lanSrv.URL, &f.LANUpload, &f.LANWSRoundTrip}, {relaySrv.URL, &f.RelayUpload, &f.RelayWSRTT}} {
+		if *m.up, err = lanUpload(ctx, client, m.base, f.UploadBytes); err != nil {
+			return f, err
+		}
+		if *m.rtt, err = wsRoundTrip(ctx, m.base, n); err != nil {
+			return f, err
+		}
+	}
 	t0 := time.Now()
 	if err := pr.SetLAN(oesim.LANGone); err != nil {
 		return f, err
@@ -139,8 +167,91 @@ func MeasureLAN(ctx context.Context, n int) (LANFigures, error) {
 	return f, nil
 }
 
+// lanUploadBytes is each upload's size: large enough that the connection's start does not count.
+const lanUploadBytes = 64 << 20
+
+// lanUpload posts size bytes as a Moonraker upload (multipart, streamed with a Content-Length) and returns MB/s.
+func lanUpload(ctx context.Context, client *http.Client, base string, size int64) (float64, error) {
+	boundary := "benchlanupload"
+	head := "--" + boundary + "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"bench.gcode\"\r\n" +
+		"Content-Type: application/octet-stream\r\n\r\n"
+	tail := "\r\n--" + boundary + "--\r\n"
+	body := io.MultiReader(strings.NewReader(head), &patternReader{n: size, fill: []byte("G1 X10 Y10 E0.5\n")}, strings.NewReader(tail))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/server/files/upload", body)
+	if err != nil {
+		return 0, err
+	}
+	req.ContentLength = int64(len(head)) + size + int64(len(tail))
+	req.Header.Set("Content-Type", "multipart/form-data; boundary="+boundary)
+	t0 := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return 0, fmt.Errorf("upload to %s: %s", base, resp.Status)
+	}
+	return float64(size) / 1e6 / time.Since(t0).Seconds(), nil
+}
+
+// wsRoundTrip is the median of n JSON-RPC calls (server.info) on Moonraker's /websocket at base.
+func wsRoundTrip(ctx context.Context, base string, n int) (time.Duration, error) {
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/websocket", nil)
+	if err != nil {
+		return 0, fmt.Errorf("WebSocket to %s: %w", base, err)
+	}
+	defer c.CloseNow()
+	ds := make([]time.Duration, 0, n)
+	for i := range n {
+		t0 := time.Now()
+		msg := fmt.Sprintf(`{"jsonrpc":"2.0","method":"server.info","id":%d}`, i+1)
+		if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+			return 0, err
+		}
+		for { // notifications may come first
+			_, b, err := c.Read(ctx)
+			if err != nil {
+				return 0, err
+			}
+			var m struct {
+				ID int `json:"id"`
+			}
+			if json.Unmarshal(b, &m) == nil && m.ID == i+1 {
+				break
+			}
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2], nil
+}
+
+// Markdown is the LAN route's table for RESULTS.md.
+func (f LANFigures) Markdown() string {
+	var b strings.Builder
+	b.WriteString("## The LAN route\n\n")
+	b.WriteString("LAN-first routing (`bench.MeasureLAN`, in process): a Moonraker printer on the simulated LAN (127.0.0.2) and behind\n" +
+		"oesim's relay; the client talks to the printer's LAN address itself (**printer**), to oeproxy on the proven LAN\n" +
+		"route (**LAN route**), and to oeproxy on the relay route (**relay route**). oesim's relay is on this machine, so the\n" +
+		"relay column lacks the internet round trip a real one adds (see the WAN tables).\n\n")
+	b.WriteString("| figure | unit | printer | LAN route | relay route |\n|---|---|---:|---:|---:|\n")
+	us := func(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d)/float64(time.Microsecond)) }
+	fmt.Fprintf(&b, "| small GET p50 | µs | %s | %s | %s |\n", us(f.PrinterGet), us(f.LANGet), us(f.RelayGet))
+	fmt.Fprintf(&b, "| upload (%d MiB, multipart) | MB/s | %.0f | %.0f | %.0f |\n", f.UploadBytes>>20, f.PrinterUpload, f.LANUpload, f.RelayUpload)
+	fmt.Fprintf(&b, "| WebSocket JSON-RPC round trip p50 | µs | %s | %s | %s |\n", us(f.PrinterWSRoundTrip), us(f.LANWSRoundTrip), us(f.RelayWSRTT))
+	fmt.Fprintf(&b, "\nFirst proof %s; the LAN printer vanishing → the next request answered by the relay in %s (that request\n"+
+		"included: its refused LAN connect goes on to the relay within it; target < 1 s).\n",
+		f.ProofTime.Round(time.Millisecond), f.Fallback.Round(100*time.Microsecond))
+	return b.String()
+}
+
 // String renders the figures for a report.
 func (f LANFigures) String() string {
-	return fmt.Sprintf("LAN route: small GET %s (relay %s), first proof %s, LAN printer vanished → answered by the relay in %s (target < 1 s)",
-		f.LANGet.Round(time.Microsecond), f.RelayGet.Round(time.Microsecond), f.ProofTime.Round(time.Microsecond), f.Fallback.Round(time.Microsecond))
+	return fmt.Sprintf("LAN route: small GET %s (relay %s, printer %s), upload %.0f MB/s (relay %.0f, printer %.0f), WebSocket round trip %s (relay %s, printer %s), first proof %s, LAN printer vanished → answered by the relay in %s (target < 1 s)",
+		f.LANGet.Round(time.Microsecond), f.RelayGet.Round(time.Microsecond), f.PrinterGet.Round(time.Microsecond),
+		f.LANUpload, f.RelayUpload, f.PrinterUpload,
+		f.LANWSRoundTrip.Round(time.Microsecond), f.RelayWSRTT.Round(time.Microsecond), f.PrinterWSRoundTrip.Round(time.Microsecond),
+		f.ProofTime.Round(time.Microsecond), f.Fallback.Round(time.Microsecond))
 }

@@ -92,6 +92,9 @@ func NewOEProxy(ctx context.Context, bin string, e *Env) (*OEProxy, error) {
 		"OEPROXY_LISTEN_PORT_BASE="+strconv.Itoa(port),
 		"OEPROXY_LOG_FORMAT=json",
 		"OEPROXY_LOG_LEVEL=info",
+		// Slicer uploads (POST /api/files/local) are answered once stored, then passed on (the WAN group's
+		// low-speed client). The bench's other uploads go to /upload, which the spool never takes.
+		"OEPROXY_UPLOAD_ANSWER_WHEN_STORED=true",
 	)
 	cmd := exec.CommandContext(ctx, bin, "connect", "--completion-url", "-", "--name", "bench", "--port", strconv.Itoa(port))
 	cmd.Env = o.env

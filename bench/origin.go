@@ -17,6 +17,7 @@ import (
 //	GET  /small            a fixed 128-byte JSON answer
 //	GET  /bytes?n=N        N bytes generated on the fly, with Content-Length
 //	POST /upload           reads the body to the end and answers {"bytes":N}
+//	POST /api/files/local  the same, where a slicer posts (oeproxy's upload spool takes this path)
 //	GET  /ws/echo          WebSocket: echoes every message, frame by frame
 //	GET  /ws/count         WebSocket: counts messages until one reads "end", then answers the count
 //	GET  /mjpeg?ms=I&size=S  multipart/x-mixed-replace, one S-byte JPEG-shaped part every I ms, each part carrying
@@ -53,7 +54,7 @@ func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(smallBody)
 	case "/bytes":
 		o.serveBytes(w, r)
-	case "/upload":
+	case "/upload", "/api/files/local":
 		n, err := io.Copy(io.Discard, r.Body)
 		o.UploadBytes.Add(n)
 		if err != nil {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,6 +26,7 @@ const (
 	WanDown     = "download_eff"
 	WanUp       = "upload_eff"
 	WanSlicer   = "slicer_upload"
+	WanLowSpeed = "lowspeed_upload"
 )
 
 // mainsailAssets are the 40 files a Mainsail 2.x page load fetches after its index, in bytes as served (the
@@ -74,7 +76,12 @@ func wanFigures(p LinkProfile) []Figure {
 		{ID: k + WanCamNew, Label: "webcam: first frame, a new viewer while one watches", Unit: "ms", Digits: 0, Target: "≤ direct", Judge: lessDirect(k+WanCamNew, false)},
 		{ID: k + WanDown, Label: "download: share of the link's capacity", Unit: "%", Higher: true, Digits: 0, Target: "≥ direct", Judge: moreDirect},
 		{ID: k + WanUp, Label: "upload: share of the link's capacity", Unit: "%", Higher: true, Digits: 0, Target: "≥ direct", Judge: moreDirect},
-		{ID: k + WanSlicer, Label: "slicer upload (curl with PrusaSlicer's options), to the printer's answer", Unit: "s", Digits: 1, Target: "≤ direct", Judge: lessDirect(k+WanSlicer, false)},
+		{ID: k + WanSlicer, Label: "slicer upload (curl with PrusaSlicer's options), until the printer has it", Unit: "s", Digits: 1, Target: "≤ direct", Judge: lessDirect(k+WanSlicer, false)},
+		{ID: k + WanLowSpeed, Label: "upload by a client with a low-speed limit (curl --speed-limit 1 --speed-time 10): done", Unit: "%", Higher: true, Digits: 0, NoRatio: true,
+			Target: "100 (oeproxy, upload.answer_when_stored)", Judge: func(med func(string) (float64, bool)) (bool, bool) {
+				o, ok := med(PathOEProxy)
+				return o == 100, ok
+			}},
 	}
 }
 
@@ -94,7 +101,9 @@ func runWAN(ctx context.Context, cfg Config, bin string, res *Results, logf func
 }
 
 func runProfile(ctx context.Context, cfg Config, bin string, prof LinkProfile, res *Results, logf func(string, ...any)) error {
-	eo := EnvOptions{HTTP2: prof.H2}
+	// The printer's home line has the profile's rate too: the relay passes a stored upload on over it, and the
+	// client hears nothing meanwhile (oesim.Options.PrinterLinkRate).
+	eo := EnvOptions{HTTP2: prof.H2, PrinterLinkRate: int64(prof.bytesPerSecond())}
 	var nl *netemLink
 	if res.NetemWhyNot == "" {
 		var err error
@@ -205,7 +214,16 @@ func runProfile(ctx context.Context, cfg Config, bin string, prof LinkProfile, r
 		if err := writePattern(gcode, env.Origin.fill, cfg.WANTransferBytes); err != nil {
 			return err
 		}
-		measure(WanSlicer, "slicer s", func(p *Path) (float64, error) { return slicerUpload(ctx, p, env, gcode) })
+		measure(WanSlicer, "slicer s", func(p *Path) (float64, error) { return slicerUpload(ctx, p, env, gcode, false) })
+		measure(WanLowSpeed, "lowspeed %", func(p *Path) (float64, error) {
+			_, err := slicerUpload(ctx, p, env, gcode, true)
+			if errors.Is(err, errGaveUp) {
+				logf("  %-10s %-8s %v", "lowspeed", p.Name, err)
+				settle(ctx, env) // the relay's cut-off pass-on must not count in the next upload
+				return 0, nil
+			}
+			return 100, err
+		})
 	}
 	return nil
 }
@@ -356,7 +374,9 @@ func (r *Results) wanMethod() string {
 		int(float64(mainsailIndex)*c.WANPageScale), float64(sum(mainsailAssets))*c.WANPageScale/1e6, browserConns)
 	fmt.Fprintf(&b, "- WebSocket round trip: p50 of %d sequential 64-byte echoes on a new WebSocket.\n", c.WANWSRoundTrips)
 	b.WriteString("- webcam: a 32 KiB frame every 100 ms; time from a viewer's request to its first whole frame, for a first viewer and for a second one who joins while the first watches.\n")
-	fmt.Fprintf(&b, "- slicer upload: %s as multipart (print, path, file) with curl and the options PrusaSlicer's and OrcaSlicer's Http.cpp set (`--connect-timeout 10`, no total timeout, HTTP/1.1), plus `--speed-limit 1 --speed-time 10`, which neither sets; it counts only if the origin answered 200 with the body's size and counted those bytes.\n", byteSize(c.WANTransferBytes))
+	b.WriteString("- the printer's home line: the relay stores a whole upload, then passes it on to the printer at the profile's rate (oesim `PrinterLinkRate`); the client hears nothing meanwhile, so the upload figures include that time.\n")
+	fmt.Fprintf(&b, "- slicer upload: %s as multipart (print, path, file) to /api/files/local with curl and the options PrusaSlicer's and OrcaSlicer's Http.cpp set (`--connect-timeout 10`, no total timeout, no low-speed limit, HTTP/1.1), until the printer has it: the origin answered 200 with the body's size, or oeproxy answered 202 (`upload.answer_when_stored`, on in the bench) and the origin then counted the bytes.\n", byteSize(c.WANTransferBytes))
+	b.WriteString("- low-speed client: the same upload with `--speed-limit 1 --speed-time 10` (a script's options; libcurl counts only body bytes, so no 1xx answer resets it): 100 when the printer got it and the client was told so, 0 when the client gave up (curl exit 28) during the relay's silence.\n")
 	fmt.Fprintf(&b, "- transfers: %s downloaded, then uploaded as multipart with a Content-Length, each on a new connection; the share is the payload's rate against the link's rate.\n", byteSize(c.WANTransferBytes))
 	return b.String()
 }
@@ -371,20 +391,28 @@ func sum(xs []int) int {
 
 // slicerCurlArgs are the libcurl options PrusaSlicer and OrcaSlicer set for an OctoPrint upload (Http.cpp:
 // CURLOPT_CONNECTTIMEOUT 10 s, CURLOPT_TIMEOUT 0, HTTP/1.1; OctoPrint.cpp: a multipart POST of print, path and
-// file with X-Api-Key), plus a low-speed limit neither sets (10 s below 1 byte/s), to show that no silence
-// that long happens on any path.
-var slicerCurlArgs = []string{"--http1.1", "--connect-timeout", "10", "--speed-limit", "1", "--speed-time", "10",
-	"-F", "print=false", "-F", "path="}
+// file with X-Api-Key). Neither sets a low-speed limit; lowSpeedArgs are a scripted client's that does.
+var (
+	slicerCurlArgs = []string{"--http1.1", "--connect-timeout", "10", "-F", "print=false", "-F", "path="}
+	lowSpeedArgs   = []string{"--speed-limit", "1", "--speed-time", "10"}
+)
 
-// slicerUpload uploads file (size bytes) with curl as a slicer does and returns seconds to the answer. It fails
-// unless the origin answered 200 with the whole body's size, and the origin counted those bytes: an upload is
-// done when the printer has it.
-func slicerUpload(ctx context.Context, p *Path, env *Env, file string) (float64, error) {
+// errGaveUp is a client that stopped waiting (curl's exit 28, "Operation too slow").
+var errGaveUp = errors.New("the client gave up on the silence (curl exit 28)")
+
+// slicerUpload uploads file with curl as a slicer does (with a low-speed limit when lowSpeed) and returns
+// seconds until the printer has it. It fails unless the answer was the origin's 200 with the whole body's size, or
+// oeproxy's 202 (upload.answer_when_stored) after which the origin counts the bytes: an upload is done when the
+// printer has it.
+func slicerUpload(ctx context.Context, p *Path, env *Env, file string, lowSpeed bool) (float64, error) {
 	curl, err := exec.LookPath("curl")
 	if err != nil {
 		return 0, fmt.Errorf("curl is not installed (apt-get install curl): %w", err)
 	}
 	args := append([]string{"-sS", "-o", "-", "-w", "\n%{http_code} %{size_upload}"}, slicerCurlArgs...)
+	if lowSpeed {
+		args = append(args, lowSpeedArgs...)
+	}
 	args = append(args, "-F", "file=@"+file+";filename=bench.gcode", "-H", "X-Api-Key: bench")
 	if p.Name == PathDirect {
 		// The credential goes in a header file, not on the command line.
@@ -394,28 +422,57 @@ func slicerUpload(ctx context.Context, p *Path, env *Env, file string) (float64,
 		}
 		args = append(args, "-H", "@"+hf, "--cacert", env.CAFile, "--connect-to", env.Creds.Host+":443:"+env.RelayAddr)
 	}
-	args = append(args, p.url("/upload"))
+	args = append(args, p.url("/api/files/local"))
 	before := env.Origin.UploadBytes.Load()
 	t0 := time.Now()
 	out, err := exec.CommandContext(ctx, curl, args...).CombinedOutput()
-	d := time.Since(t0)
 	text := redact(string(out), env.Secrets())
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() == 28 {
+		return 0, fmt.Errorf("%w after %.1f s", errGaveUp, time.Since(t0).Seconds())
+	}
 	if err != nil {
 		return 0, fmt.Errorf("curl: %w: %s", err, text)
 	}
 	body, tail, _ := strings.Cut(strings.TrimSpace(text), "\n")
 	var code int
 	var sent int64
-	if _, err := fmt.Sscan(tail, &code, &sent); err != nil || code != http.StatusOK {
+	if _, err := fmt.Sscan(tail, &code, &sent); err != nil {
 		return 0, fmt.Errorf("curl: answer %q", text)
 	}
-	if want := fmt.Sprintf(`{"bytes":%d}`, sent); body != want {
-		return 0, fmt.Errorf("curl sent %d bytes, the origin answered %s", sent, body)
+	switch code {
+	case http.StatusOK:
+		if want := fmt.Sprintf(`{"bytes":%d}`, sent); body != want {
+			return 0, fmt.Errorf("curl sent %d bytes, the origin answered %s", sent, body)
+		}
+	case http.StatusAccepted: // stored by oeproxy: done when the origin has counted the bytes
+		for env.Origin.UploadBytes.Load()-before < sent {
+			if time.Since(t0) > 10*time.Minute || ctx.Err() != nil {
+				return 0, fmt.Errorf("oeproxy answered 202 but the printer had %d of %d bytes after %s",
+					env.Origin.UploadBytes.Load()-before, sent, time.Since(t0).Round(time.Second))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	default:
+		return 0, fmt.Errorf("curl: answer %q", text)
 	}
 	if got := env.Origin.UploadBytes.Load() - before; got != sent {
 		return 0, fmt.Errorf("curl sent %d bytes, the origin counted %d", sent, got)
 	}
-	return d.Seconds(), nil
+	return time.Since(t0).Seconds(), nil
+}
+
+// settle waits until the origin's upload count has not moved for a second (a cut-off upload's last bytes).
+func settle(ctx context.Context, env *Env) {
+	last := env.Origin.UploadBytes.Load()
+	for quiet := 0; quiet < 10 && ctx.Err() == nil; {
+		time.Sleep(100 * time.Millisecond)
+		if n := env.Origin.UploadBytes.Load(); n != last {
+			last, quiet = n, 0
+			continue
+		}
+		quiet++
+	}
 }
 
 // writePattern writes n bytes of fill to a new file.

@@ -34,6 +34,7 @@ type Config struct {
 	WebSocket      WebSocket      `mapstructure:"websocket"`
 	Route          string         `mapstructure:"route"`
 	Webcam         Webcam         `mapstructure:"webcam"`
+	Upload         Upload         `mapstructure:"upload"`
 	Log            Log            `mapstructure:"log"`
 }
 
@@ -97,6 +98,17 @@ type Webcam struct {
 	Linger time.Duration `mapstructure:"linger"`
 }
 
+// Upload configures how slicer uploads on the relay route are answered (proxy.UploadSpool).
+type Upload struct {
+	// AnswerWhenStored answers a slicer's upload with 202 Accepted once oeproxy has it on disk, before the printer
+	// has it, and then passes it on and records the printer's outcome (log, metrics, admin page). Off by default:
+	// the slicer then gets the printer's own answer. For clients that give up on the relay's silence.
+	AnswerWhenStored bool `mapstructure:"answer_when_stored"`
+	// SpoolDir holds uploads being passed on, and under undelivered/ those the printer did not get. Default
+	// <data_dir>/uploads.
+	SpoolDir string `mapstructure:"spool_dir"`
+}
+
 // Log configures zap.
 type Log struct {
 	Level  string `mapstructure:"level"`
@@ -134,6 +146,8 @@ var defaults = map[string]any{
 	"webcam.share_streams":           true,
 	"webcam.continue_streams":        true,
 	"webcam.linger":                  "3s",
+	"upload.answer_when_stored":      false,
+	"upload.spool_dir":               "",
 	"log.level":                      "info",
 	"log.format":                     "",
 }
@@ -383,6 +397,9 @@ func resolve(c *Config, getenv func(string) string, home string) (problems []str
 			c.Store.KeyFile = filepath.Join(c.DataDir, "master.key")
 		}
 	}
+	if c.Upload.SpoolDir == "" && c.DataDir != "" {
+		c.Upload.SpoolDir = filepath.Join(c.DataDir, "uploads")
+	}
 	if c.Listen.AllowedHosts == nil {
 		c.Listen.AllowedHosts = []string{}
 	}
@@ -548,6 +565,9 @@ func (c *Config) problems() []string {
 	case "relay", "lan", "auto":
 	default:
 		add("route", c.Route, "relay, lan or auto")
+	}
+	if c.Upload.SpoolDir != "" && !filepath.IsAbs(c.Upload.SpoolDir) {
+		add("upload.spool_dir", c.Upload.SpoolDir, "an absolute directory, e.g. /var/lib/oeproxy/uploads")
 	}
 	if c.Webcam.Linger < 0 || c.Webcam.Linger > 10*time.Minute {
 		add("webcam.linger", c.Webcam.Linger, "a duration from 0s to 10m, e.g. 3s")

@@ -73,6 +73,8 @@ func TestDefaults(t *testing.T) {
 		{"ping", c.WebSocket.PingInterval, 30 * time.Second},
 		{"maxmsg", c.WebSocket.MaxMessageBytes, int64(67108864)},
 		{"route", c.Route, "auto"},
+		{"answer_when_stored", c.Upload.AnswerWhenStored, false},
+		{"spool_dir", c.Upload.SpoolDir, "/home/u/.local/share/oeproxy/uploads"},
 		{"level", c.Log.Level, "info"},
 		{"allowed", len(c.Listen.AllowedHosts), 0},
 		{"nosupporter", c.NoSupporterPerksURL(), "https://octoeverywhere.com/appportal/v1/nosupporterperks?appid=devtest"},
@@ -160,6 +162,7 @@ func TestEveryKeyFromEnv(t *testing.T) {
 		"octoeverywhere.max_connections": "16", "tls.ca_file": "/ca.pem", "store.key_file": "/k", "store.allow_symlinks": "true", "shutdown_grace": "5s", "websocket.ping_interval": "2s",
 		"websocket.max_message_bytes": "2048", "route": "relay", "webcam.share_streams": "false",
 		"webcam.continue_streams": "false", "webcam.linger": "7s", "log.level": "warn", "log.format": "json",
+		"upload.answer_when_stored": "true", "upload.spool_dir": "/spool",
 	}
 	if len(values) != len(Keys()) {
 		t.Fatalf("test covers %d keys, config has %d", len(values), len(Keys()))
@@ -191,7 +194,7 @@ func TestEveryKeyFromEnv(t *testing.T) {
 	}
 	if c.Listen.PortBase != 7001 || !c.Listen.AllowNonLoopback || c.WebSocket.MaxMessageBytes != 2048 ||
 		len(c.Listen.AllowedHosts) != 1 || c.Webcam.ShareStreams || c.Webcam.ContinueStreams || c.Webcam.Linger != 7*time.Second ||
-		!c.Store.AllowSymlinks {
+		!c.Store.AllowSymlinks || !c.Upload.AnswerWhenStored || c.Upload.SpoolDir != "/spool" {
 		t.Errorf("typed env values: %+v", c)
 	}
 }

@@ -113,6 +113,7 @@ func sampleRecord(t testing.TB, name string, port int) Record {
 		Port:                 port,
 		Route:                RouteRelay,
 		LANURL:               "http://192.168.77." + fmt.Sprint(port%250) + ":7125",
+		CompanionURL:         "http://192.168.78." + fmt.Sprint(port%250) + ":8787",
 		CreatedAt:            time.Date(2025, 3, 4, 5, 6, 7, 890, time.UTC),
 		WebhookURL:           "https://hooks.example.net/" + tag,
 		WebhookEvents:        []int{1, 2, 14},

@@ -43,6 +43,7 @@ type Record struct {
 	Port                 int    // local port, unique; 0 in Put means "the next free one"
 	Route                string // relay, lan or auto; empty: the config key route
 	LANURL               string // the printer's LAN address set by the user (connect --printer-url, lan set); empty: none
+	CompanionURL         string // the OctoEverywhere companion's local web API (lan set --companion); empty: none
 	CreatedAt            time.Time
 	WebhookURL           string
 	WebhookEvents        []int
@@ -75,6 +76,7 @@ type PublicRecord struct {
 	// runs. LANURL is the LAN address set by the user, LastProof when the daemon last checked it.
 	ActiveRoute        string     `json:"active_route"`
 	LANURL             string     `json:"lan_url,omitempty"`
+	CompanionURL       string     `json:"companion_url,omitempty"`
 	LastProof          *time.Time `json:"last_proof,omitempty"`
 	PrinterName        string     `json:"printer_name"`
 	AppConnectionID    string     `json:"app_connection_id"`
@@ -117,6 +119,7 @@ func (r Record) PublicWithHost(host string) PublicRecord {
 		Route:              r.Route,
 		ActiveRoute:        "none",
 		LANURL:             r.LANURL,
+		CompanionURL:       r.CompanionURL,
 		PrinterName:        r.PrinterName,
 		AppConnectionID:    r.ConnectionID,
 		RelayHost:          relayHost(r.URL),
@@ -252,6 +255,7 @@ type diskRecord struct {
 	Port                 int       `json:"port"`
 	Route                string    `json:"route"`
 	LANURL               string    `json:"lan,omitempty"`
+	CompanionURL         string    `json:"cu,omitempty"`
 	CreatedAt            time.Time `json:"ct"`
 	WebhookURL           string    `json:"wu,omitempty"`
 	WebhookEvents        []int     `json:"we,omitempty"`
@@ -274,7 +278,7 @@ func encodeRecord(r Record) ([]byte, error) {
 		AppAPIToken: r.AppAPIToken, OctoPrintAPIKey: r.OctoPrintAPIKey,
 		PrinterName: r.PrinterName, UserPrinterAccessURL: r.UserPrinterAccessURL,
 		LastKnownLocalIP: r.LastKnownLocalIP, PrinterID: r.PrinterID,
-		Port: r.Port, Route: r.Route, LANURL: r.LANURL, CreatedAt: r.CreatedAt,
+		Port: r.Port, Route: r.Route, LANURL: r.LANURL, CompanionURL: r.CompanionURL, CreatedAt: r.CreatedAt,
 		WebhookURL: r.WebhookURL, WebhookEvents: r.WebhookEvents, WebhookSetAt: r.WebhookSetAt,
 		Platform: r.Platform, FrontAPIKey: r.FrontAPIKey, MQTTPort: r.MQTTPort, LoopbackIP: r.LoopbackIP,
 		MQTTTLS: r.MQTTTLS,
@@ -302,7 +306,7 @@ func decodeRecord(plain []byte) (Record, error) {
 		AppAPIToken: d.AppAPIToken, OctoPrintAPIKey: d.OctoPrintAPIKey,
 		PrinterName: d.PrinterName, UserPrinterAccessURL: d.UserPrinterAccessURL,
 		LastKnownLocalIP: d.LastKnownLocalIP, PrinterID: d.PrinterID,
-		Port: d.Port, Route: d.Route, LANURL: d.LANURL, CreatedAt: d.CreatedAt,
+		Port: d.Port, Route: d.Route, LANURL: d.LANURL, CompanionURL: d.CompanionURL, CreatedAt: d.CreatedAt,
 		WebhookURL: d.WebhookURL, WebhookEvents: d.WebhookEvents, WebhookSetAt: d.WebhookSetAt,
 		Platform: d.Platform, FrontAPIKey: d.FrontAPIKey, MQTTPort: d.MQTTPort, LoopbackIP: d.LoopbackIP,
 		MQTTTLS: d.MQTTTLS, SchemaVersion: SchemaVersion,

@@ -25,7 +25,7 @@ func TestPublicJSONHasTheContractKeysAndNoSecret(t *testing.T) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	want := "active_route app_connection_id created_at has_front_api_key has_octoprint_api_key lan_url local_url loopback_address mqtt_port mqtt_tls name platform port printer_id printer_name relay_host route webhook_set_at"
+	want := "active_route app_connection_id companion_url created_at has_front_api_key has_octoprint_api_key lan_url local_url loopback_address mqtt_port mqtt_tls name platform port printer_id printer_name relay_host route webhook_set_at"
 	if strings.Join(keys, " ") != want {
 		t.Fatalf("keys %v, want %s", keys, want)
 	}

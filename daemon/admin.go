@@ -447,6 +447,7 @@ type indexView struct {
 	Damaged []string
 	Pending []string
 	Recent  []event
+	Uploads []uploadView // uploads.go
 }
 
 type printerView struct {
@@ -503,6 +504,7 @@ func (a *admin) index(w http.ResponseWriter, r *http.Request) {
 	view.Recent = slices.Clone(a.recent)
 	a.mu.Unlock()
 	slices.Sort(view.Pending)
+	view.Uploads = a.d.uploadViews()
 	a.render(w, http.StatusOK, "index", view)
 }
 

@@ -68,6 +68,12 @@ var adminTmpl = template.Must(template.New("layout").Parse(`{{define "head"}}<!d
 </div>
 {{end}}
 
+{{if .Uploads}}<h2>Uploads answered once stored</h2>
+<p class="note">upload.answer_when_stored: these slicers were told their upload succeeded once oeproxy had it on disk; here is what the printer made of it (newest first).</p>
+<table id="uploads"><tr><th>stored</th><th>printer</th><th>file</th><th>size</th><th>outcome</th></tr>{{range .Uploads}}
+<tr><td>{{.Stored}}</td><td>{{.Printer}}</td><td>{{.File}}</td><td>{{.Size}}</td><td><span class="state {{.State}}">{{.State}}</span>{{if .Status}} ({{.Status}}){{end}}{{if .Error}}<br><span class="{{if .Bad}}err{{else}}note{{end}}">{{.Error}}</span>{{end}}{{if .Kept}}<br><span class="note">kept at {{.Kept}}: send it again</span>{{end}}</td></tr>{{end}}
+</table>{{end}}
+
 <h2>Connect a printer</h2>
 <form method="post" action="/connect" id="connect"><input type="hidden" name="csrf" value="{{.CSRF}}">
 <p><label>Local name (optional) <input type="text" name="name" pattern="[a-z0-9-]*" placeholder="e.g. mk4"></label>

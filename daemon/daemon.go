@@ -19,6 +19,7 @@ import (
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/mqttbridge"
+	"github.com/oeproxy/oeproxy/proxy"
 )
 
 // Options configure a Daemon.
@@ -68,6 +69,10 @@ type Daemon struct {
 	connBudget chan struct{}
 
 	routing routing // routing.go
+
+	// spool holds stored uploads (uploads.go); uploads is the same spool when upload.answer_when_stored is on,
+	// the one the handlers get.
+	spool, uploads *proxy.UploadSpool
 }
 
 type printerServer struct {
@@ -165,6 +170,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	adminSrv := &http.Server{Handler: d.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
 	d.goServe("admin", func() error { return adminSrv.Serve(admin) })
 
+	if err := d.openUploads(cfg.Upload); err != nil {
+		ctl.Close()
+		adminSrv.Close()
+		return err
+	}
 	recs, damaged, err := d.o.Store.Scan()
 	if err != nil {
 		ctl.Close()
@@ -212,6 +222,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	d.closeUploads(grace)
 	_ = ctlSrv.Shutdown(grace)
 	_ = adminSrv.Shutdown(grace)
 	d.admin.close()

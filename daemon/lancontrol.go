@@ -22,6 +22,9 @@ type LANRequest struct {
 	// tried in auto mode).
 	URL   string `json:"url,omitempty"`
 	Clear bool   `json:"clear,omitempty"`
+	// Companion is the OctoEverywhere companion's local web API (http://host:port), the identity proof for a
+	// printer behind a companion (PrusaLink, Elegoo); Clear forgets it too. Empty: as it is.
+	Companion string `json:"companion,omitempty"`
 	// Route is relay, lan, auto, or "default" (follow the config key route).
 	Route string `json:"route,omitempty"`
 }
@@ -34,6 +37,13 @@ func checkLANRequest(req *LANRequest) error {
 			return fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 		req.URL = u.String()
+	}
+	if req.Companion != "" {
+		u, err := route.ParseLANURL(req.Companion)
+		if err != nil {
+			return fmt.Errorf("%w: companion: %w", ErrInvalid, err)
+		}
+		req.Companion = u.String()
 	}
 	switch req.Route {
 	case "", "default", credstore.RouteRelay, credstore.RouteLAN, credstore.RouteAuto:
@@ -51,7 +61,10 @@ func (p *Printers) SetLAN(_ context.Context, name string, req LANRequest) (creds
 	var rec credstore.Record
 	err := p.Store.Update(name, func(r *credstore.Record) error {
 		if req.Clear {
-			r.LANURL = ""
+			r.LANURL, r.CompanionURL = "", ""
+		}
+		if req.Companion != "" {
+			r.CompanionURL = req.Companion
 		}
 		if req.URL != "" {
 			r.LANURL = req.URL
@@ -80,7 +93,7 @@ func (p *Printers) SetLAN(_ context.Context, name string, req LANRequest) (creds
 		}
 	}
 	pub := rec.PublicWithHost(p.ListenHost)
-	fillRoute(&pub, rec, p.DefaultRoute, p.Routes)
+	fillRoute(&pub, rec, p.defaultRoute(), p.Routes)
 	return pub, nil
 }
 
@@ -105,7 +118,7 @@ func (c *ControlClient) SetLAN(ctx context.Context, name string, req LANRequest)
 // statusRoute fills the routing part of a printer's status line.
 func (p *Printers) statusRoute(st *PrinterStatus, rec credstore.Record) {
 	pub := credstore.PublicRecord{}
-	fillRoute(&pub, rec, p.DefaultRoute, p.Routes)
+	fillRoute(&pub, rec, p.defaultRoute(), p.Routes)
 	st.Route, st.ActiveRoute, st.LastProof = pub.Route, pub.ActiveRoute, pub.LastProof
 	if p.Routes != nil {
 		if rs, ok := p.Routes(rec.Name); ok {

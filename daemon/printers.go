@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oeproxy/oeproxy/appapi"
@@ -48,7 +49,18 @@ type Printers struct {
 	// OnMQTT runs after a printer's MQTT port changed (the daemon opens or closes its bridge).
 	OnMQTT func(credstore.Record) error
 
-	mu sync.Mutex // serialises name and port allocation
+	mu        sync.Mutex             // serialises name and port allocation
+	liveRoute atomic.Pointer[string] // the config key route after a reload (SetDefaultRoute)
+}
+
+// SetDefaultRoute changes the config key route that listings apply (a reload); DefaultRoute is the start value.
+func (p *Printers) SetDefaultRoute(r string) { p.liveRoute.Store(&r) }
+
+func (p *Printers) defaultRoute() string {
+	if r := p.liveRoute.Load(); r != nil {
+		return *r
+	}
+	return p.DefaultRoute
 }
 
 // List implements Control.
@@ -68,7 +80,7 @@ func (p *Printers) List(context.Context) ([]credstore.PublicRecord, error) {
 			}
 			pub.Served = &served
 		}
-		fillRoute(&pub, r, p.DefaultRoute, p.Routes)
+		fillRoute(&pub, r, p.defaultRoute(), p.Routes)
 		out = append(out, pub)
 	}
 	for _, d := range damaged {

@@ -29,6 +29,7 @@ var reloadable = map[string]bool{
 	"websocket.ping_interval":     true,
 	"websocket.max_message_bytes": true,
 	"shutdown_grace":              true,
+	"route":                       true,
 }
 
 // ReloadReport says what Reload changed.
@@ -79,7 +80,11 @@ func (d *Daemon) Reload(next config.Config, level *zap.AtomicLevel) ReloadReport
 	applied.Listen.AllowedHosts = slices.Clone(next.Listen.AllowedHosts)
 	applied.WebSocket = next.WebSocket
 	applied.ShutdownGrace = next.ShutdownGrace
+	applied.Route = next.Route
 	d.live.Store(&applied)
+	if slices.Contains(rep.Applied, "route") {
+		d.reroute()
+	}
 
 	if slices.ContainsFunc(rep.Applied, func(k string) bool { return k != "log.level" && k != "shutdown_grace" }) {
 		d.mu.Lock()
@@ -104,6 +109,27 @@ func (d *Daemon) Reload(next config.Config, level *zap.AtomicLevel) ReloadReport
 		d.log.Info("configuration reloaded: nothing changed")
 	}
 	return rep
+}
+
+// reroute gives every served printer a router for the route now in effect (the config key, unless the printer
+// has its own). Open WebSockets and streams stay on the route they started on.
+func (d *Daemon) reroute() {
+	d.control.SetDefaultRoute(d.cfg().Route)
+	d.mu.Lock()
+	names := make([]string, 0, len(d.printers))
+	for name := range d.printers {
+		names = append(names, name)
+	}
+	d.mu.Unlock()
+	for _, name := range names {
+		rec, err := d.o.Store.Get(name)
+		if err == nil {
+			err = d.setLANRoute(rec)
+		}
+		if err != nil {
+			d.log.Error("printer keeps its old route", zap.String("printer", name), zap.Error(err))
+		}
+	}
 }
 
 // changedKeys lists the config keys (mapstructure names) whose values differ, walking the struct so that a new
@@ -210,6 +236,7 @@ func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr st
 			Router:             ph.routes.get(),
 			LANTransport:       d.routing.lanTransport(),
 			UploadLimit:        tracker.UploadLimit,
+			Uploads:            d.uploads,
 		})
 	}
 	h, err := ph.build()

@@ -114,6 +114,7 @@ func (d *Daemon) newRouter(rec credstore.Record, relay *url.URL, tracker *health
 	unsubscribe := func() { d.routing.watcher.Unsubscribe(changes) }
 	r, err := route.New(route.Options{
 		Printer: rec.Name, Mode: mode, LANURLs: LANCandidates(rec), PrinterID: rec.PrinterID,
+		Platform: rec.Platform, CompanionURL: rec.CompanionURL,
 		MoreLANURLs: func() []string {
 			if tracker == nil {
 				return nil

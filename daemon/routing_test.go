@@ -2,14 +2,18 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/oeproxy/oeproxy/appapi"
+	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/internal/testutil"
 	"github.com/oeproxy/oeproxy/oesim"
 	"github.com/oeproxy/oeproxy/route"
 )
@@ -162,5 +166,135 @@ func TestInfoCandidates(t *testing.T) {
 	}
 	if got := infoCandidates(moved, nil); got != nil {
 		t.Errorf("no Info yet (or no health tracker): %v", got)
+	}
+}
+
+// TestLANSetWithCompanion: a PrusaLink printer (its own HTTP asks for Digest, no printer id) goes on the LAN once
+// the companion named by lan set --companion reports its printer id; lan clear forgets both addresses.
+func TestLANSetWithCompanion(t *testing.T) {
+	t.Parallel()
+	prusaLink := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "" {
+			w.Header().Set("WWW-Authenticate", `Digest realm="Printer API", nonce="0", qop="auth"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		_, _ = io.WriteString(w, `{"api":"2.0.0","server":"2.1.2","text":"PrusaLink"}`)
+	})
+	e := newTestEnv(t, oesim.Options{Printers: []oesim.PrinterOptions{{Name: "Core One", Kind: oesim.KindGeneric, Handler: prusaLink, LAN: true, Companion: true}}})
+	core := e.Sim.Printers()[0]
+	e.Add(t, "core", core)
+	if err := e.Store.Update("core", func(r *credstore.Record) error {
+		r.PrinterID, r.Platform = core.ID, "prusalink"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := startTestDaemon(t, e, nil, nil, nil)
+	ctl, err := DialControl(context.Background(), d.SocketPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Close()
+	if _, err := ctl.SetLAN(context.Background(), "core", LANRequest{URL: core.LANURL, Companion: "not a url:"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a bad companion URL: %v, want ErrInvalid", err)
+	}
+	pub, err := ctl.SetLAN(context.Background(), "core", LANRequest{URL: core.LANURL, Companion: core.CompanionURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub.CompanionURL != core.CompanionURL {
+		t.Fatalf("companion_url %q, want %q", pub.CompanionURL, core.CompanionURL)
+	}
+	status := func() PrinterStatus {
+		t.Helper()
+		sts, err := ctl.Status(context.Background(), "core")
+		if err != nil || len(sts) != 1 {
+			t.Fatalf("status: %v %v", sts, err)
+		}
+		return sts[0]
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for status().ActiveRoute != "lan" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the printer never went on the LAN: %+v", status())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := status(); !strings.Contains(st.RouteReason, "companion") {
+		t.Fatalf("route reason %q does not name the companion", st.RouteReason)
+	}
+	// The client's own Digest answer now reaches the printer (the relay would have added the App Connection's).
+	req, _ := http.NewRequest(http.MethodGet, "http://"+d.PrinterAddr("core")+"/api/version", nil)
+	req.Header.Set("Authorization", `Digest username="maker"`)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var onLAN bool
+	for _, r := range core.LANRequests() {
+		onLAN = onLAN || (r.Path == "/api/version" && r.Header.Get("Authorization") == `Digest username="maker"`)
+	}
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "PrusaLink") || !onLAN {
+		t.Fatalf("a request after the proof: %d %q, on the LAN with the client's Digest %v", resp.StatusCode, body, onLAN)
+	}
+	// Another network: its companion serves another printer, so the route goes back to the relay at the next
+	// proof (lan set proves at once; the network watcher here is the machine's, which the sim cannot move).
+	if err := core.SetLAN(oesim.LANImpostorOtherID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctl.SetLAN(context.Background(), "core", LANRequest{Companion: core.CompanionURL}); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for status().ActiveRoute != "relay" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the printer stayed on the LAN on another network: %+v", status())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := status(); !strings.Contains(st.RouteReason, "another printer") {
+		t.Fatalf("route reason %q", st.RouteReason)
+	}
+	pub, err = ctl.SetLAN(context.Background(), "core", LANRequest{Clear: true})
+	if err != nil || pub.LANURL != "" || pub.CompanionURL != "" {
+		t.Fatalf("lan clear: %+v %v", pub, err)
+	}
+}
+
+// TestRouteKeyReloads: the config key route applies on a reload (SIGHUP): a printer with a LAN address goes on
+// the LAN when route becomes auto and back on the relay when it becomes relay, and the listing says so.
+func TestRouteKeyReloads(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, oesim.Options{Printers: []oesim.PrinterOptions{{Name: "Voron", Kind: oesim.KindMoonraker, LAN: true}}})
+	voron := e.Sim.Printers()[0]
+	e.Add(t, "voron", voron)
+	if err := e.Store.Update("voron", func(r *credstore.Record) error { r.LANURL = voron.LANURL; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := startTestDaemon(t, e, func(c *config.Config) { c.Route = "relay" }, nil, nil)
+	list := func() credstore.PublicRecord {
+		t.Helper()
+		l, err := d.Control().List(context.Background())
+		if err != nil || len(l) != 1 {
+			t.Fatalf("list: %v %v", l, err)
+		}
+		return l[0]
+	}
+	if p := list(); p.Route != "relay" || p.ActiveRoute != "relay" {
+		t.Fatalf("with route relay: route %q active %q", p.Route, p.ActiveRoute)
+	}
+	next := d.cfg()
+	next.Route = "auto"
+	if rep := d.Reload(next, nil); !slices.Contains(rep.Applied, "route") {
+		t.Fatalf("route not applied: %+v", rep)
+	}
+	testutil.WaitFor(t, "the printer on the LAN after the reload", func() bool { p := list(); return p.Route == "auto" && p.ActiveRoute == "lan" })
+	next.Route = "relay"
+	d.Reload(next, nil)
+	if p := list(); p.Route != "relay" || p.ActiveRoute != "relay" {
+		t.Fatalf("after route relay again: route %q active %q", p.Route, p.ActiveRoute)
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"sync"
 
 	"github.com/oeproxy/oeproxy/internal/oe"
+	"github.com/oeproxy/oeproxy/webcam"
 	"go.uber.org/zap"
 )
 
@@ -54,6 +55,9 @@ type Options struct {
 	// PrinterName names the printer in errors and logs.
 	PrinterName string
 	Logger      *zap.Logger
+	// Webcams, when set, shares the webcam stream among viewers, continues it across the relay's cuts and
+	// answers snapshots from it, as for printers with a webcam of their own (package webcam). The caller owns it.
+	Webcams *webcam.Hub
 }
 
 // Front is an http.Handler for the paths Handles reports.
@@ -534,7 +538,34 @@ func (f *Front) webcam(w http.ResponseWriter, r *http.Request) {
 	if i := r.URL.Query().Get("index"); i != "" {
 		q.Set("index", i)
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, commandAPI+cmd+"?"+q.Encode(), nil)
+	target := commandAPI + cmd + "?" + q.Encode()
+	hub := f.opts.Webcams
+	claimDone := func() {}
+	if hub != nil && r.Method == http.MethodGet {
+		if cmd == "webcam/snapshot" {
+			if key, ok := webcam.SnapshotKey(r); ok && hub.ServeSnapshot(w, r, key) {
+				return
+			}
+		} else {
+			served, done := joinStream(hub, w, r)
+			if served {
+				return
+			}
+			claimDone = done
+		}
+	}
+	// A stream's relay request must outlive this viewer when the hub adopts it (other viewers may join), so it
+	// gets a context of its own that ends with the viewer unless adopted.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	stop := context.AfterFunc(r.Context(), cancel)
+	adopted := false
+	defer func() {
+		if !adopted {
+			stop()
+			cancel()
+		}
+	}()
+	req, err := http.NewRequestWithContext(ctx, r.Method, target, nil)
 	if err != nil {
 		octoError(w, http.StatusInternalServerError, "building the webcam request failed")
 		return
@@ -544,8 +575,23 @@ func (f *Front) webcam(w http.ResponseWriter, r *http.Request) {
 		if r.Context().Err() == nil {
 			octoError(w, http.StatusBadGateway, "the OctoEverywhere relay could not be reached for the webcam")
 		}
+		claimDone()
 		return
 	}
+	if hub != nil && cmd == "webcam/stream" && r.Method == http.MethodGet {
+		reopen := func(ctx context.Context) (*http.Response, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+			if err != nil {
+				return nil, err
+			}
+			return f.opts.Relay(req)
+		}
+		if hub.Adopt(r.Context(), webcam.Key(r), resp, reopen, cancel) {
+			adopted = true
+			stop()
+		}
+	}
+	claimDone()
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		if oe.IsCode(resp.StatusCode) {
@@ -575,6 +621,29 @@ func (f *Front) webcam(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// joinStream serves a stream request from the hub's running stream, or from the one another viewer's request is
+// opening. Otherwise the request goes to the relay, and done (never nil) must be called once its answer was
+// adopted or not, so that viewers waiting for it go on.
+func joinStream(hub *webcam.Hub, w http.ResponseWriter, r *http.Request) (served bool, done func()) {
+	key := webcam.Key(r)
+	if hub.Join(w, r, key) {
+		return true, nil
+	}
+	first, wait, done := hub.Claim(key)
+	if first {
+		return false, done
+	}
+	select {
+	case <-wait:
+	case <-r.Context().Done():
+		return true, nil
+	}
+	if hub.Join(w, r, key) {
+		return true, nil
+	}
+	return false, func() {}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -54,7 +54,9 @@
 // as it arrived, with the status the relay answered.
 //
 // Forwarding copies the OE plugin: the request body is stored in full first (store and forward, spooled to a
-// temporary file above 1 MiB, in Options.TempDir) and sent with a Content-Length; Accept-Encoding becomes
+// temporary file above 1 MiB, in Options.TempDir) and sent with a Content-Length, at Options.PrinterLinkRate
+// bytes per second when set (the printer's home link: the client hears nothing for size/rate seconds after its
+// last byte, as over the real relay); Accept-Encoding becomes
 // identity; X-Forwarded-For, X-Real-IP, X-Original-Proto, Upgrade-Insecure-Requests, Transfer-Encoding, Expect and
 // hop-by-hop headers are dropped; Host becomes the backend address and Origin/Referer "http://<backend address>";
 // X-Forwarded-Host (the app host) and X-Forwarded-Proto: https are added. The OE Authorization header is dropped
@@ -155,6 +157,7 @@
 //	Options.IgnoreWebSocketPings  the relay never answers client pings
 //	Options.FirstRequestDelay     delay of each connection's first relayed request ("summon")
 //	Options.TempDir               where uploads are spooled
+//	Options.PrinterLinkRate       bytes/s at which a stored body is passed on to the printer (default no limit)
 //	Sim.QueueOutcome              how the next portal session ends
 //	Printer.SetOnline, SetPrinting, SetLAN
 //	Sim.ChangeNetwork

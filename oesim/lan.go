@@ -63,8 +63,9 @@ type LANRequest struct {
 }
 
 type lanSide struct {
-	p    *Printer
-	addr string // 127.0.0.2:port, kept across LANGone so that the printer comes back where it was
+	p         *Printer
+	companion bool   // the companion's local web API, not the printer
+	addr      string // 127.0.0.2:port, kept across LANGone so that the printer comes back where it was
 
 	mu       sync.Mutex
 	host     LANHost
@@ -79,7 +80,7 @@ type lanSide struct {
 
 // startLAN opens the printer's LAN address with the printer's own handler (for the Moonraker kind its frontend,
 // which also carries Moonraker's paths, as MainsailOS's nginx on port 80 does).
-func (s *Sim) startLAN(p *Printer, own http.Handler) error {
+func (s *Sim) startLAN(p *Printer, own http.Handler, companion bool) error {
 	l := &lanSide{p: p, conns: map[net.Conn]struct{}{}, impostor: map[LANHost]http.Handler{LANPrinter: own}}
 	ln, err := net.Listen("tcp", LANAddr+":0")
 	if err != nil {
@@ -89,6 +90,18 @@ func (s *Sim) startLAN(p *Printer, own http.Handler) error {
 	p.lan = l
 	p.LANURL = "http://" + l.addr
 	l.serve(ln)
+	if !companion {
+		return nil
+	}
+	c := &lanSide{p: p, companion: true, conns: map[net.Conn]struct{}{},
+		impostor: map[LANHost]http.Handler{LANPrinter: printer.NewCompanionAPI(p.ID)}}
+	if ln, err = net.Listen("tcp", LANAddr+":0"); err != nil {
+		return fmt.Errorf("oesim: printer %q: listen for its companion on %s: %w", p.Name, LANAddr, err)
+	}
+	c.addr = ln.Addr().String()
+	p.companion = c
+	p.CompanionURL = "http://" + c.addr
+	c.serve(ln)
 	return nil
 }
 
@@ -171,6 +184,10 @@ func (l *lanSide) newImpostor(host LANHost) http.Handler {
 	if host == LANImpostorOtherID {
 		id = randomString(60, upperAlnum)
 	}
+	if l.companion {
+		// Another network's companion serves another printer; a device that copied the id claims it too.
+		return printer.NewCompanionAPI(id)
+	}
 	name := p.Name + " (impostor)"
 	switch p.Kind {
 	case KindOctoPrint:
@@ -207,6 +224,12 @@ func (p *Printer) SetLAN(host LANHost) error {
 	}
 	if host < LANPrinter || host > LANGone {
 		return fmt.Errorf("oesim: unknown LANHost %d", int(host))
+	}
+	if p.companion != nil {
+		// The companion sits on the same network as the printer: what answers for one answers for the other.
+		if err := p.companion.set(host); err != nil {
+			return err
+		}
 	}
 	return p.lan.set(host)
 }

@@ -51,6 +51,13 @@ type Options struct {
 	FirstRequestDelay time.Duration
 	// TempDir holds spooled upload bodies (store-and-forward); default os.TempDir().
 	TempDir string
+	// PrinterLinkRate is the rate, in bytes per second, at which the relay passes a stored request body on to the
+	// printer: the printer's home connection (its download side), over which the OE plugin fetches the body
+	// after the relay has stored all of it. While it runs the client hears nothing, since the printer answers
+	// only once it has the whole body (the plugin's store and forward, peers research file §0.1), so with this
+	// set an upload of n bytes keeps the client waiting about n/PrinterLinkRate seconds after its last byte. The
+	// printer's link is not documented anywhere (a home line, often slower up than down). Default 0: no limit.
+	PrinterLinkRate int64
 	// Listener, when set, is where the relay, App APIs and portal are served (TLS is added on top) instead of a
 	// new listener on 127.0.0.1; Sim.Addr is its address. The bench passes one inside a network namespace, behind
 	// a simulated WAN link. Close closes it.

@@ -73,6 +73,11 @@ type PrinterOptions struct {
 	// LAN makes the printer answer on its LAN address too: 127.0.0.2 on a port of its own (Printer.LANURL), with
 	// the same backend the relay reaches and no relay in between (see SetLAN). LocalIP then defaults to 127.0.0.2.
 	LAN bool
+	// Companion, with LAN, runs the OctoEverywhere companion's optional local web API on the LAN as well
+	// (127.0.0.2 on a port of its own, Printer.CompanionURL; research §6.3: GET on any path answers the printer
+	// id), as a companion with local_web_api_port set does. SetLAN switches it with the printer: an impostor
+	// network's companion serves another printer (or copies the id); LANGone refuses.
+	Companion bool
 	// Serial is the Bambu serial number (MQTT topics device/<Serial>/...), for KindBambu and KindElegoo.
 	Serial string
 	// WebcamTransform is the x-oe-webcam-transform the plugin reports (KindBambu, KindElegoo), e.g. "flipv rotate=90".
@@ -89,17 +94,20 @@ type Printer struct {
 	// LANURL is http://127.0.0.2:port with PrinterOptions.LAN: every path of the printer, as the relay routes
 	// them, without the relay. Empty without LAN.
 	LANURL string
+	// CompanionURL is the companion's local web API with PrinterOptions.Companion; empty otherwise.
+	CompanionURL string
 
-	sim      *Sim
-	apiKey   string
-	localIP  string
-	backend  *url.URL
-	frontend *url.URL
-	octo     *printer.OctoPrint
-	moon     *printer.Moonraker
-	plugin   *printer.PluginPrinter
-	servers  []*http.Server
-	lan      *lanSide
+	sim       *Sim
+	apiKey    string
+	localIP   string
+	backend   *url.URL
+	frontend  *url.URL
+	octo      *printer.OctoPrint
+	moon      *printer.Moonraker
+	plugin    *printer.PluginPrinter
+	servers   []*http.Server
+	lan       *lanSide
+	companion *lanSide
 
 	mu             sync.Mutex
 	online         bool
@@ -115,6 +123,9 @@ func (s *Sim) AddPrinter(o PrinterOptions) (*Printer, error) {
 	}
 	if o.Kind == KindGeneric && o.Handler == nil {
 		return nil, fmt.Errorf("oesim: printer %q: KindGeneric needs PrinterOptions.Handler", o.Name)
+	}
+	if o.Companion && !o.LAN {
+		return nil, fmt.Errorf("oesim: printer %q: Companion needs LAN (the companion answers on the LAN address)", o.Name)
 	}
 	if o.ID == "" {
 		o.ID = randomString(60, upperAlnum)
@@ -186,7 +197,7 @@ func (s *Sim) AddPrinter(o PrinterOptions) (*Printer, error) {
 				return
 			}
 			main.ServeHTTP(w, r)
-		}))
+		}), o.Companion)
 	}
 	if err != nil {
 		p.close()
@@ -234,6 +245,9 @@ func (s *Sim) serveBackend(p *Printer, h http.Handler) (*url.URL, error) {
 func (p *Printer) close() {
 	if p.lan != nil {
 		p.lan.close()
+	}
+	if p.companion != nil {
+		p.companion.close()
 	}
 	for _, srv := range p.servers {
 		_ = srv.Close()

@@ -151,6 +151,9 @@ func (s *Sim) relayHTTP(w http.ResponseWriter, r *http.Request, c *Connection, r
 	out.Host = target.Host
 	if body.size > 0 {
 		out.Body, out.ContentLength = body.reader()
+		if s.opts.PrinterLinkRate > 0 {
+			out.Body = &pacedReader{r: out.Body, rate: s.opts.PrinterLinkRate, ctx: ctx, start: time.Now()}
+		}
 	}
 
 	resp, err := s.backend.RoundTrip(out)

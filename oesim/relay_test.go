@@ -638,3 +638,31 @@ func TestCloseEndsStreamsAndWebSockets(t *testing.T) {
 		t.Error("the stalled request got an answer")
 	}
 }
+
+// TestPrinterLinkRate: with the printer's link modelled, the stored body still reaches the printer whole and with
+// its Content-Length, and a pass-on that would have to wait for the link gives up when the client's request ends
+// (the plugin's fetch is cancelled) instead of running on. How long it takes is a bench figure.
+func TestPrinterLinkRate(t *testing.T) {
+	s, tp := newSim(t, Options{TempDir: t.TempDir(), PrinterLinkRate: 64 << 20})
+	c := s.Connect(nil)
+	const size = 2<<20 + 5
+	payload := bytes.Repeat([]byte("G1 X1 Y2\n"), size/9+1)[:size]
+	sum := sha256.Sum256(payload)
+	resp, _ := do(t, s.HTTPClient(), relayRequest(t, s, c, http.MethodPost, "/api/files/local", bytes.NewReader(payload), "basic"))
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	got := tp.requests()[0]
+	if got.ContentLength != size || got.BodySize != size || got.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("printer got Content-Length %d, %d bytes (sha %s); want %d byte-exact", got.ContentLength, got.BodySize, got.SHA256, size)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	p := &pacedReader{r: io.NopCloser(bytes.NewReader(payload)), rate: 1000, ctx: ctx, start: time.Now()}
+	buf := make([]byte, 64<<10)
+	n, err := p.Read(buf)
+	if n != 100 || !errors.Is(err, context.Canceled) {
+		t.Errorf("first read of a 1000 B/s link after the request ended = %d, %v; want 100 bytes (a tenth of a second's worth) and context.Canceled", n, err)
+	}
+}

@@ -278,11 +278,13 @@ func (s *Sim) Close() error {
 	if s.stopCtx != nil {
 		s.stopCtx()
 	}
-	s.cancel() // ends stalls, stream copies and backend requests
+	// The connections close first: a stream whose copy ended first could otherwise finish its response cleanly
+	// (the last chunk written) and look to the client like a stream the relay ended, not a relay that went away.
 	var err error
 	if s.server != nil {
 		err = s.server.Close()
 	}
+	s.cancel() // ends stalls, stream copies and backend requests
 	for _, c := range conns {
 		c.closeWebSockets(false)
 	}

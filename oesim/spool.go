@@ -2,10 +2,12 @@ package oesim
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"time"
 )
 
 var errBodyTooLarge = errors.New("request body exceeds MaxUploadFileSizeBytes")
@@ -85,3 +87,29 @@ func (b *spooledBody) Close() error {
 	}
 	return err
 }
+
+// pacedReader hands out r's bytes no faster than rate bytes per second on average since start (Options.
+// PrinterLinkRate): the printer's home link over which the plugin fetches a stored body. Reads are cut to a tenth
+// of a second's worth, so the pace is even rather than one burst and a long wait.
+type pacedReader struct {
+	r     io.ReadCloser
+	rate  int64
+	ctx   context.Context
+	start time.Time
+	n     int64
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	if max := p.rate / 10; max > 0 && int64(len(b)) > max {
+		b = b[:max]
+	}
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	due := p.start.Add(time.Duration(float64(p.n) / float64(p.rate) * float64(time.Second)))
+	if wait := time.Until(due); wait > 0 && !sleep(p.ctx, wait) {
+		return n, p.ctx.Err()
+	}
+	return n, err
+}
+
+func (p *pacedReader) Close() error { return p.r.Close() }

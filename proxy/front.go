@@ -15,7 +15,7 @@ import (
 func (h *Handler) newFront() (*front.Front, error) {
 	f, err := front.New(front.Options{
 		Relay: h.relayDo, APIKey: h.printer.FrontAPIKey, UploadLimit: h.opts.UploadLimit,
-		PrinterName: h.printer.Name, Logger: h.log,
+		PrinterName: h.printer.Name, Logger: h.log, Webcams: h.cams,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: printer %q: %w", h.printer.Name, err)

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"image/jpeg"
 	"io"
 	"mime/multipart"
 	"net"
@@ -18,10 +19,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/oeproxy/oeproxy/internal/oenet"
 	"github.com/oeproxy/oeproxy/internal/testutil"
 	"github.com/oeproxy/oeproxy/oesim"
+	"github.com/oeproxy/oeproxy/webcam"
 )
 
 const frontKey = "FRONTKEY0123456789abcdef"
@@ -267,5 +270,54 @@ func TestFrontUploadRefusedByTheRelay(t *testing.T) {
 	}
 	if len(p.Plugin().Starts()) != 0 {
 		t.Fatal("a refused upload started a print")
+	}
+}
+
+// TestFrontWebcamShared: the front's webcam (the plugin's webcam/stream, for a printer without an HTTP webcam
+// of its own) is shared like any other: three viewers cost one plugin stream per relay cut, the viewers' streams
+// go on across the cuts, and a snapshot comes from the stream, not from webcam/snapshot.
+func TestFrontWebcamShared(t *testing.T) {
+	var continued atomic.Int64
+	hub := webcam.New(webcam.Options{Continue: true, Linger: 100 * time.Millisecond,
+		Hooks: webcam.Hooks{Continued: func() { continued.Add(1) }}})
+	defer hub.Close()
+	e, p := startFrontSim(t, func(o *Options) { o.Webcams = hub })
+	e.conn.SetLimits(oesim.Limits{MaxSingleWebcamStreamLength: 700 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	var frames [3]atomic.Int64
+	failed := make(chan string, len(frames))
+	for i := range frames {
+		go readMJPEG(ctx, t, e.url("/webcam/?action=stream"), &frames[i], failed)
+		waitFor(t, func() bool { return frames[i].Load() > 0 })
+	}
+	resp, body := do(t, localClient(), newReq(t, "GET", e.url("/webcam/?action=snapshot"), nil))
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/jpeg" {
+		t.Errorf("snapshot: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	} else if _, err := jpeg.Decode(bytes.NewReader(body)); err != nil {
+		t.Errorf("snapshot is not a JPEG: %v", err)
+	}
+	waitFor(t, func() bool { return continued.Load() >= 1 })
+	before := frames[2].Load()
+	waitFor(t, func() bool { return frames[2].Load() > before+2 })
+	cancel()
+	for range frames {
+		if msg := <-failed; msg != "" {
+			t.Error(msg)
+		}
+	}
+	streams, snapshots := 0, 0
+	for _, c := range p.Plugin().Commands() {
+		switch c {
+		case "GET webcam/stream":
+			streams++
+		case "GET webcam/snapshot":
+			snapshots++
+		}
+	}
+	if c := int(continued.Load()); streams > c+1 {
+		t.Errorf("%d plugin streams for 3 viewers and %d cuts: want %d", streams, c, c+1)
+	}
+	if snapshots != 0 {
+		t.Error("the snapshot went to the plugin")
 	}
 }

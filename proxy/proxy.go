@@ -112,6 +112,10 @@ type Options struct {
 	LANTransport http.RoundTripper
 	// UploadLimit, when set, returns the account's upload limit in bytes (0 unknown), for the front's 413.
 	UploadLimit func() int64
+	// Uploads, when set (upload.answer_when_stored), stores a slicer's upload on the relay route on disk and
+	// answers 202 Accepted at once, then passes it on and records the printer's answer (upload.go). The caller
+	// owns it. Nil, the default, streams the upload and passes the printer's own answer on when it comes.
+	Uploads *UploadSpool
 }
 
 // Handler serves one printer. It is an http.Handler; Close ends its WebSockets.
@@ -374,6 +378,10 @@ func (h *Handler) serveHTTP(cw *countingWriter, r *http.Request, cb *countingBod
 		if !h.admit(cw, r) {
 			return
 		}
+	}
+	if h.spools(r) {
+		h.serveSpooled(cw, r) // upload.answer_when_stored (upload.go)
+		return
 	}
 	if !h.opts.RelaySlots.acquire(r, h.opts.RelayWait) {
 		h.relayBusy(cw, r)

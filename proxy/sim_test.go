@@ -38,11 +38,18 @@ type simEnv struct {
 // and serves a Handler for it on 127.0.0.1.
 func startSim(t *testing.T, backend http.Handler, mod func(*Options, *Printer)) *simEnv {
 	t.Helper()
+	return startSimWith(t, oesim.Options{}, backend, mod)
+}
+
+// startSimWith is startSim with the sim's options (its printers and TempDir are set here).
+func startSimWith(t *testing.T, so oesim.Options, backend http.Handler, mod func(*Options, *Printer)) *simEnv {
+	t.Helper()
 	po := oesim.PrinterOptions{Name: "test printer", Kind: oesim.KindGeneric, Handler: backend}
 	if backend == nil {
 		po = oesim.PrinterOptions{Name: "Prusa MK4", Kind: oesim.KindOctoPrint}
 	}
-	sim, err := oesim.Start(context.Background(), oesim.Options{Printers: []oesim.PrinterOptions{po}, TempDir: t.TempDir()})
+	so.Printers, so.TempDir = []oesim.PrinterOptions{po}, t.TempDir()
+	sim, err := oesim.Start(context.Background(), so)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,9 @@
 // where the printer offers a place to write (Moonraker's database) a random 128-bit nonce written through the
 // relay must be read back over the LAN. A host at the same private address on another network (a café) cannot
 // read what was written to the printer at home, so for Moonraker the proof holds even against a host that copied
-// the printer id; for OctoPrint it is a claim of the id only (see README, "LAN-first routing").
+// the printer id; for OctoPrint it is a claim of the id only. A printer behind an OctoEverywhere companion
+// (PrusaLink, Elegoo) cannot say its id itself: there the companion's optional local web API must report it, which
+// proves the home network rather than the host (see README, "LAN-first routing").
 //
 // The proof is re-checked when the machine's addresses or routes change (Watch: netlink on Linux, polling
 // elsewhere), when a LAN request fails (LANFailed), and every few minutes; a failed or stale proof switches to

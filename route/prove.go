@@ -22,6 +22,8 @@ import (
 const (
 	PlatformOctoPrint = "octoprint"
 	PlatformMoonraker = "moonraker"
+	// PlatformCompanion names the proof through an OctoEverywhere companion's local web API (PrusaLink, Elegoo).
+	PlatformCompanion = "companion"
 )
 
 // Strength says what a passed proof is worth.
@@ -30,6 +32,9 @@ const (
 	StrengthNonce = "nonce"
 	// StrengthID: the LAN host reports the printer's OctoEverywhere id; a host that copied the id would pass too.
 	StrengthID = "id"
+	// StrengthCompanion: the OctoEverywhere companion that serves the printer (its local web API) reports the
+	// printer's id on this network, and the LAN host answers HTTP; nothing ties that host to the printer.
+	StrengthCompanion = "companion"
 )
 
 // NonceNamespace and NonceKey are where the Moonraker proof writes its nonce: a namespace of oeproxy's own, so
@@ -64,6 +69,7 @@ type prover struct {
 	lan, relay http.RoundTripper
 	printerID  string // the App Connection's printer id when known; else read through the relay
 	platform   string
+	companion  string // the companion's local web API URL; empty: none
 	since      func(time.Time) time.Duration
 }
 
@@ -78,6 +84,9 @@ func (p *prover) prove(ctx context.Context, lanURL string) Proof {
 	platforms := []string{PlatformMoonraker, PlatformOctoPrint}
 	if p.platform == PlatformMoonraker || p.platform == PlatformOctoPrint {
 		platforms = []string{p.platform}
+	} else if p.companion != "" {
+		// A printer behind a companion (PrusaLink, Elegoo) has neither the plugin API nor Moonraker's database.
+		return p.proveCompanion(ctx, base, pr)
 	}
 	// The LAN first: an address where nothing answers costs the relay nothing.
 	got, plat, err := p.readAny(ctx, p.lan, func(path string) string { return lanJoin(base, path) }, platforms, &pr.LANTime)
@@ -113,6 +122,88 @@ func (p *prover) prove(ctx context.Context, lanURL string) Proof {
 		return pr
 	}
 	return p.nonce(ctx, base, pr)
+}
+
+// proveCompanion checks the companion's local web API (research §6.3: GET on any path answers
+// {"PluginId": <printer id>, ...}) against the App Connection's printer id, then that the LAN host answers HTTP at
+// all. The companion runs on a machine of the home network, often not the printer itself, so this proves the
+// network, not the host: see README, "What each platform's proof is worth".
+func (p *prover) proveCompanion(ctx context.Context, base *url.URL, pr Proof) Proof {
+	pr.Platform = PlatformCompanion
+	if p.printerID == "" {
+		pr.Reason = "the App Connection's printer id is not known, so the companion's answer cannot be checked: re-link the printer with oeproxy connect"
+		return pr
+	}
+	cu, err := ParseLANURL(p.companion)
+	if err != nil {
+		pr.Reason = "companion URL: " + err.Error()
+		return pr
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cu.String(), nil)
+	if err != nil {
+		pr.Reason = err.Error()
+		return pr
+	}
+	req.Header.Set("Accept", "application/json")
+	start := time.Now()
+	resp, err := p.lan.RoundTrip(req)
+	if err != nil {
+		pr.Reason = "the companion's local web API at " + cu.Host + " did not answer: " + describe(err)
+		return pr
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxProofBody))
+	resp.Body.Close()
+	keepMin(&pr.LANTime, p.since(start))
+	var doc struct {
+		PluginID             string `json:"PluginId"`
+		IsConnectedToPrinter *bool  `json:"IsConnectedToPrinter"`
+	}
+	switch {
+	case err != nil:
+		pr.Reason = "reading the companion's local web API: " + describe(err)
+		return pr
+	case resp.StatusCode != http.StatusOK:
+		pr.Reason = fmt.Sprintf("the companion URL %s answered status %d: it is not the companion's local web API (local_web_api_port in octoeverywhere.conf, LOCAL_API_PORT in Docker)", cu.Host, resp.StatusCode)
+		return pr
+	case json.Unmarshal(b, &doc) != nil || doc.PluginID == "":
+		pr.Reason = "the companion URL " + cu.Host + " is not the companion's local web API (no PluginId in its answer; local_web_api_port in octoeverywhere.conf, LOCAL_API_PORT in Docker)"
+		return pr
+	case !strings.EqualFold(doc.PluginID, p.printerID):
+		pr.Mismatch = true
+		pr.Reason = fmt.Sprintf("the companion at %s serves another printer (id %s…, the App Connection's is %s…)", cu.Host, short(doc.PluginID), short(p.printerID))
+		return pr
+	case doc.IsConnectedToPrinter != nil && !*doc.IsConnectedToPrinter:
+		pr.Reason = "the companion at " + cu.Host + " serves the printer but is not connected to it (is the printer on?)"
+		return pr
+	}
+	// The printer's own address must answer too, or every request would pay a failed LAN connect first.
+	if err := p.answers(ctx, p.lan, lanJoin(base, "/"), &pr.LANTime); err != nil {
+		pr.Reason = "the companion serves the printer, but the LAN host " + base.Host + " did not answer: " + err.Error()
+		return pr
+	}
+	// The same page through the relay, so the LAN is not chosen when it is slower (a VPN); a relay that fails
+	// here leaves RelayTime 0, which never makes the LAN look slower.
+	_ = p.answers(ctx, p.relay, relayURL("/"), &pr.RelayTime)
+	pr.OK, pr.Strength = true, StrengthCompanion
+	pr.Reason = "the printer's companion answers on this network with the printer's id"
+	return pr
+}
+
+// answers GETs u and reports whether any HTTP answer came (any status: a printer's page may need a login).
+func (p *prover) answers(ctx context.Context, rt http.RoundTripper, u string, took *time.Duration) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		return errors.New(describe(err))
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxProofBody))
+	resp.Body.Close()
+	keepMin(took, p.since(start))
+	return nil
 }
 
 // readAny reads the printer id at the first of platforms that has one; a 404 means "not this platform".

@@ -91,8 +91,12 @@ type Options struct {
 	MoreLANURLs func() []string
 	// PrinterID is the App Connection's OctoEverywhere printer id when known; else it is read through the relay.
 	PrinterID string
-	// Platform is octoprint, moonraker or empty (try both).
+	// Platform is octoprint, moonraker or empty (try both); any other (prusalink, elegoo) proves through
+	// CompanionURL when it is set.
 	Platform string
+	// CompanionURL is the OctoEverywhere companion's local web API (http://host:port), for printers whose LAN
+	// host cannot say its printer id itself; empty: none.
+	CompanionURL string
 	// LAN carries the proof's requests to the LAN (plain HTTP, a short dial timeout, never a credential).
 	// Default: NewLANTransport().
 	LAN http.RoundTripper
@@ -154,6 +158,11 @@ func New(o Options) (*Router, error) {
 			lanBase = u
 		}
 	}
+	if o.CompanionURL != "" {
+		if _, err := ParseLANURL(o.CompanionURL); err != nil {
+			return nil, fmt.Errorf("route: printer %q: companion: %w", o.Printer, err)
+		}
+	}
 	if o.Mode != ModeRelay && o.Relay == nil {
 		return nil, errors.New("route: Options.Relay is required for route lan or auto")
 	}
@@ -175,7 +184,7 @@ func New(o Options) (*Router, error) {
 	r := &Router{
 		opts:    o,
 		log:     o.Logger.With(zap.String("printer", o.Printer)),
-		prover:  prover{lan: o.LAN, relay: o.Relay, printerID: o.PrinterID, platform: o.Platform, since: o.since},
+		prover:  prover{lan: o.LAN, relay: o.Relay, printerID: o.PrinterID, platform: o.Platform, companion: o.CompanionURL, since: o.since},
 		recheck: make(chan struct{}, 1),
 		now:     time.Now,
 		active:  Relay,

@@ -406,3 +406,64 @@ func TestProofWhileThePluginIsOffline(t *testing.T) {
 		}
 	}
 }
+
+// A PrusaLink printer behind a companion has no id of its own to tell: the companion's local web API says it.
+func TestCompanionProof(t *testing.T) {
+	t.Parallel()
+	prusaLink := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Digest realm="Printer API", nonce="0", qop="auth"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	})
+	s, err := oesim.Start(context.Background(), oesim.Options{Printers: []oesim.PrinterOptions{
+		{Name: "MK4", Kind: oesim.KindGeneric, Handler: prusaLink, LAN: true, Companion: true},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	mk4 := s.Printers()[0]
+	lan := NewLANTransport()
+	t.Cleanup(lan.CloseIdleConnections)
+	relay := relayRT{rt: s.HTTPClient().Transport, cred: s.Connect(mk4).Credentials()}
+	tests := []struct {
+		name      string
+		lanHost   oesim.LANHost
+		printerID string
+		companion string
+		ok        bool
+		mismatch  bool
+		reason    string
+	}{
+		{"the printer's companion", oesim.LANPrinter, mk4.ID, mk4.CompanionURL, true, false, "companion answers"},
+		{"another network's companion", oesim.LANImpostorOtherID, mk4.ID, mk4.CompanionURL, false, true, "another printer"},
+		// What this proof is not worth: a device that copied the id passes (README says so).
+		{"a companion that copied the id", oesim.LANImpostorSameID, mk4.ID, mk4.CompanionURL, true, false, "companion answers"},
+		{"nothing on this network", oesim.LANGone, mk4.ID, mk4.CompanionURL, false, false, "did not answer"},
+		{"printer id not stored", oesim.LANPrinter, "", mk4.CompanionURL, false, false, "re-link"},
+		{"the printer's address given as the companion", oesim.LANPrinter, mk4.ID, mk4.LANURL, false, false, "not the companion"},
+		{"no companion: no proof", oesim.LANPrinter, mk4.ID, "", false, false, "cannot prove"},
+	}
+	for _, tc := range tests {
+		if err := mk4.SetLAN(tc.lanHost); err != nil {
+			t.Fatal(err)
+		}
+		p := prover{lan: lan, relay: relay, printerID: tc.printerID, platform: "prusalink", companion: tc.companion, since: time.Since}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		got := p.prove(ctx, mk4.LANURL)
+		cancel()
+		if got.OK != tc.ok || got.Mismatch != tc.mismatch || !strings.Contains(got.Reason, tc.reason) {
+			t.Errorf("%s: ok %v mismatch %v (%s); want %v %v and %q", tc.name, got.OK, got.Mismatch, got.Reason, tc.ok, tc.mismatch, tc.reason)
+		}
+		if got.OK && (got.Strength != StrengthCompanion || got.Platform != PlatformCompanion) {
+			t.Errorf("%s: strength %q platform %q, want companion", tc.name, got.Strength, got.Platform)
+		}
+		if strings.Contains(got.Reason, mk4.ID) {
+			t.Errorf("%s: the reason holds the whole printer id", tc.name)
+		}
+	}
+	for _, q := range mk4.LANRequests() {
+		if len(q.Header.Values("Authorization")) > 0 || q.Method != http.MethodGet {
+			t.Fatalf("a proof sent %s %s with %v to the LAN host", q.Method, q.Path, q.Header)
+		}
+	}
+}

@@ -309,3 +309,23 @@ func TestRenameAndPort(t *testing.T) {
 		t.Errorf("rename nope: exit %d %q", code, errOut)
 	}
 }
+
+func TestLANSetAndClear(t *testing.T) {
+	e := newEnv(t, oesim.Options{})
+	p := e.sim.Printers()[0]
+	e.mustRun(completionURL(e.sim.Connect(p).Credentials(), p.Name, nil)+"\n", "connect", "--completion-url", "-", "--name", "core")
+	out := e.mustRun("", "lan", "set", "core", "192.168.1.30", "--companion", "192.168.1.5:8787")
+	if !strings.Contains(out, "LAN address http://192.168.1.30") || !strings.Contains(out, "companion at http://192.168.1.5:8787") {
+		t.Errorf("lan set output: %s", out)
+	}
+	if l := e.list(); len(l) != 1 || l[0].LANURL != "http://192.168.1.30" || l[0].CompanionURL != "http://192.168.1.5:8787" {
+		t.Errorf("after lan set: %+v", l)
+	}
+	if code, _, errOut := e.run(context.Background(), "", "lan", "set", "core", "192.168.1.30", "--companion", "ftp://x"); code != 1 || !strings.Contains(errOut, "companion") {
+		t.Errorf("a bad companion URL: exit %d %q", code, errOut)
+	}
+	e.mustRun("", "lan", "clear", "core")
+	if l := e.list(); l[0].LANURL != "" || l[0].CompanionURL != "" {
+		t.Errorf("after lan clear: %+v", l)
+	}
+}

@@ -21,8 +21,9 @@ route, printer_name, app_connection_id, relay_host, created_at (RFC 3339), print
 has_octoprint_api_key and webhook_set_at, plus damaged (what to do) for a stored record that cannot
 be read, and, while the daemon runs, served (true or false) and not_served (why not). route is the
 printer's route mode (relay, lan or auto); active_route the route in use now (lan or relay, "none"
-when no daemon runs); lan_url the LAN address set (when one is) and last_proof when the daemon last
-checked the LAN host (RFC 3339, when it did).`,
+when no daemon runs); lan_url the LAN address set (when one is), companion_url the companion's local
+web API that proves it (lan set --companion), and last_proof when the daemon last checked the LAN host
+(RFC 3339, when it did).`,
 		Example: "  oeproxy list\n  oeproxy list --json | jq -r '.[].local_url'",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {

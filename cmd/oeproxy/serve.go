@@ -85,6 +85,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, ready func(
 			zap.String("connect_to", cfg.OctoEverywhere.ConnectTo))
 	}
 	tr, wsTr := net.RelayTransports()
+	// The relay transport keeps a connection ready while a printer is in use; the end of serve ends that.
+	defer tr.(interface{ CloseIdleConnections() }).CloseIdleConnections()
 	d, err := daemon.New(daemon.Options{Config: *cfg, Store: st, Logger: log, Transport: tr,
 		WebSocketTransport: wsTr, Ready: ready})
 	if err != nil {

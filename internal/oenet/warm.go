@@ -28,7 +28,10 @@ func (o Options) RelayTransports() (http.RoundTripper, http.RoundTripper) {
 	}
 	w.tlsConf.NextProtos = []string{"http/1.1"} // an Upgrade needs HTTP/1.1
 	ws.DialTLSContext = w.dialTLS
-	return &navigationHook{Transport: o.Transport(), warm: w.warm}, ws
+	tr := o.Transport()
+	sb := newStandby(w.handshake, w.timeout)
+	tr.DialTLSContext = sb.dialTLS
+	return &navigationHook{Transport: tr, warm: w.warm, standby: sb}, ws
 }
 
 // spareTTL is how long a connection opened ahead waits for its WebSocket: a page's WebSocket follows its
@@ -147,17 +150,29 @@ func alive(c *tls.Conn) bool {
 	return ok && c.SetReadDeadline(time.Time{}) == nil
 }
 
-// navigationHook is Transport, telling the warmer when a browser starts loading a page.
+// navigationHook is Transport, telling the warmer when a browser starts loading a page and the standby that a
+// relay host is in use.
 type navigationHook struct {
 	*http.Transport
-	warm func(addr string)
+	warm    func(addr string)
+	standby *standby
 }
 
 func (n *navigationHook) RoundTrip(req *http.Request) (*http.Response, error) {
+	addr := relayAddr(req)
+	n.standby.used(addr)
 	if req.Method == http.MethodGet && isNavigation(req.Header) {
-		n.warm(relayAddr(req))
+		n.warm(addr)
 	}
 	return n.Transport.RoundTrip(req)
+}
+
+// CloseIdleConnections closes the idle connections and the ones kept ready, and keeps none ready afterwards:
+// it is the end of the transport's use (a test's, or the process's).
+func (n *navigationHook) CloseIdleConnections() {
+	n.standby.stop()
+	n.Transport.CloseIdleConnections()
+	n.standby.close()
 }
 
 // isNavigation: browsers mark a page load with Sec-Fetch-Dest: document (Fetch Metadata); older ones, and some

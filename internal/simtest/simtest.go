@@ -30,7 +30,7 @@ type Env struct {
 	Dir string
 }
 
-// New starts the sim with o and opens a store (port base 40000); both end with the test. Unless o says
+// New starts the sim with o and opens a store (a port base of its own); both end with the test. Unless o says
 // otherwise, the sim does not apply Gadget's 10 s rule: the client's own rule is what tests look at.
 func New(t *testing.T, o oesim.Options) *Env {
 	t.Helper()
@@ -53,7 +53,10 @@ func New(t *testing.T, o oesim.Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := credstore.Open(filepath.Join(dir, "credentials.db"), ks, credstore.Options{PortBase: 40000})
+	st, err := credstore.Open(filepath.Join(dir, "credentials.db"), ks, credstore.Options{
+		// A port base of its own, below the ephemeral range: parallel tests serving printers from one fixed base
+		// would take each other's port.
+		PortBase: 20000 + (int(key[0])<<8|int(key[1]))%12000})
 	if err != nil {
 		t.Fatal(err)
 	}
