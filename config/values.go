@@ -178,6 +178,26 @@ func ParseSize(raw any) (int64, error) {
 	return 0, fmt.Errorf("%T is not a size", raw)
 }
 
+// FormatBytes writes a size the way people read limits, in the units ParseSize reads back: "500 MiB",
+// "1.5 GiB", "512 B".
+func FormatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	v := float64(n) / float64(div)
+	s := fmt.Sprintf("%.1f", v)
+	if v == float64(int64(v)) {
+		s = fmt.Sprintf("%d", int64(v))
+	}
+	return s + " " + string("KMGTPE"[exp]) + "iB"
+}
+
 // readTyped replaces each typed key's raw value in settings by its Go value and returns one problem line per
 // value that cannot be read. A bad value is replaced by the key's default, so that the checks that follow do
 // not report the same key a second time with a value the user never wrote.

@@ -100,3 +100,15 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+func TestFormatBytes(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1 KiB", 1536: "1.5 KiB", 524288000: "500 MiB", 104857600: "100 MiB", 3 << 30: "3 GiB"} {
+		if got := FormatBytes(n); got != want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", n, got, want)
+		}
+		// What it writes, ParseSize reads back: a limit shown to the user can be typed into the config.
+		if back, err := ParseSize(want); err != nil || back != n {
+			t.Errorf("ParseSize(%q) = %d, %v, want %d", want, back, err, n)
+		}
+	}
+}

@@ -24,7 +24,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/oeproxy/oeproxy/appapi"
+	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/portalflow"
 	"github.com/oeproxy/oeproxy/proxy"
 )
@@ -67,8 +69,17 @@ const sessionCookie = "oeproxy_admin_session"
 // AdminLoginFile is the file in the data directory that holds the admin page's current one-time login URL.
 const AdminLoginFile = "admin-login"
 
+// adminControl is what the admin page asks about printers: the command line's Control (it adds, removes and
+// reads printers through it, never through the store), plus StatusNow, the health the daemon knows without a
+// new Info call per page load. Printers implements it.
+type adminControl interface {
+	Control
+	StatusNow(ctx context.Context, name string) ([]PrinterStatus, error)
+}
+
 type admin struct {
-	d       *Daemon
+	d       *Daemon // the listener's own state: config, address, log, metrics, routes
+	c       adminControl
 	key     []byte // HMAC key of the CSRF tokens, random per process
 	started time.Time
 	ctx     context.Context // ends the portal flows at shutdown
@@ -98,7 +109,7 @@ type event struct {
 
 // adminHandler builds the admin listener's handler; Run calls it once and admin.close at shutdown.
 func (d *Daemon) adminHandler() http.Handler {
-	a := &admin{d: d, key: make([]byte, 32), started: time.Now(), pending: map[string]*pendingConnect{},
+	a := &admin{d: d, c: d.control, key: make([]byte, 32), started: time.Now(), pending: map[string]*pendingConnect{},
 		sessions: map[string]time.Time{}}
 	if _, err := rand.Read(a.key); err != nil {
 		panic(err) // crypto/rand never fails on supported platforms
@@ -443,10 +454,10 @@ type printerView struct {
 	Name, PrinterName, LocalURL, Route, RelayHost string
 	Served                                        bool
 	NotServed                                     string
-	State                                         HealthState
+	State                                         health.State
 	StateSince, CheckedAt                         string
 	Action                                        string
-	LastError                                     *StatusError
+	LastError                                     *health.StatusError
 	Supporter                                     string
 	Limits                                        *limitsView
 	Traffic                                       trafficView
@@ -463,18 +474,28 @@ type trafficView struct {
 
 func (a *admin) index(w http.ResponseWriter, r *http.Request) {
 	sess := a.sessionOf(r)
-	recs, damaged, err := a.d.o.Store.Scan()
+	list, err := a.c.List(r.Context())
 	if err != nil {
 		a.fail(w, "The printers could not be read", err)
 		return
 	}
-	view := indexView{CSRF: a.token(sess), Started: a.started.Format("2006-01-02 15:04:05 MST")}
-	for _, d := range damaged {
-		view.Damaged = append(view.Damaged, d.Error())
+	statuses, err := a.c.StatusNow(r.Context(), "")
+	if err != nil {
+		a.fail(w, "The printers could not be read", err)
+		return
 	}
+	byName := make(map[string]*PrinterStatus, len(statuses))
+	for i := range statuses {
+		byName[statuses[i].Name] = &statuses[i]
+	}
+	view := indexView{CSRF: a.token(sess), Started: a.started.Format("2006-01-02 15:04:05 MST")}
 	listenHost := a.d.cfg().Listen.Host
-	for _, rec := range recs {
-		view.Printers = append(view.Printers, a.printerView(rec, listenHost, r.Host))
+	for _, pub := range list {
+		if pub.Damaged != "" {
+			view.Damaged = append(view.Damaged, pub.Damaged)
+			continue
+		}
+		view.Printers = append(view.Printers, a.printerView(pub, byName[pub.Name], listenHost, r.Host))
 	}
 	a.mu.Lock()
 	for _, p := range a.pending {
@@ -487,23 +508,25 @@ func (a *admin) index(w http.ResponseWriter, r *http.Request) {
 	a.render(w, http.StatusOK, "index", view)
 }
 
-// printerView builds what the page shows of one printer from its public record, health and traffic only.
-func (a *admin) printerView(rec credstore.Record, listenHost, adminHost string) printerView {
-	pub := rec.PublicWithHost(listenHost)
+// printerView builds what the page shows of one printer from its public record, the health the daemon knows
+// (st; nil or not Daemon: not served) and its traffic only.
+func (a *admin) printerView(pub credstore.PublicRecord, st *PrinterStatus, listenHost, adminHost string) printerView {
 	if ip := net.ParseIP(strings.Trim(listenHost, "[]")); listenHost == "" || (ip != nil && ip.IsUnspecified()) {
 		// Bound to every address: link through the name the browser used for this page.
 		name := adminHost
 		if h, _, err := net.SplitHostPort(adminHost); err == nil {
 			name = h
 		}
-		pub = rec.PublicWithHost(name)
+		if name == "" {
+			name = "127.0.0.1"
+		}
+		pub.LocalURL = "http://" + net.JoinHostPort(name, strconv.Itoa(pub.Port))
 	}
-	v := printerView{Name: pub.Name, PrinterName: pub.PrinterName, LocalURL: pub.LocalURL, Route: a.d.routeText(rec),
-		RelayHost: pub.RelayHost, State: StateUnknown, Supporter: "unknown until OctoEverywhere answered once",
-		NotServed: a.d.NotServed(rec.Name)}
-	if h := a.d.healthOf(rec.Name); h != nil {
+	v := printerView{Name: pub.Name, PrinterName: pub.PrinterName, LocalURL: pub.LocalURL, Route: a.d.routeText(pub),
+		RelayHost: pub.RelayHost, State: health.StateUnknown, Supporter: "unknown until OctoEverywhere answered once",
+		NotServed: pub.NotServed}
+	if st != nil && st.Daemon {
 		v.Served = true
-		st := statusOf(rec, h.Snapshot(), true)
 		v.State, v.Action, v.LastError = st.State, st.Action, st.LastError
 		v.StateSince, v.CheckedAt = timeText(st.StateSince), timeText(st.CheckedAt)
 		if st.PrinterName != "" {
@@ -514,15 +537,15 @@ func (a *admin) printerView(rec credstore.Record, listenHost, adminHost string) 
 				Stream: limitSeconds(l.MaxSingleWebcamStreamLengthSeconds)}
 		}
 		switch {
-		case st.State == StateNoSupporterPerks:
+		case st.State == health.StateNoSupporterPerks:
 			v.Supporter = "no Supporter Perks (605): the account owner must renew; the printer works again without re-linking"
 		case st.Limits != nil:
 			v.Supporter = "active (App Connections need Supporter Perks; OctoEverywhere answered with the limits below)"
 		}
 	}
-	t := a.d.metrics.Traffic(rec.Name)
+	t := a.d.metrics.Traffic(pub.Name)
 	v.Traffic = trafficView{Requests: t.Requests, WebSockets: t.WebSockets, Streams: t.Streams, Uploads: t.Uploads,
-		In: FormatBytes(t.BytesIn), Out: FormatBytes(t.BytesOut), CamUpstreams: t.WebcamUpstreams, CamViewers: t.WebcamViewers,
+		In: config.FormatBytes(t.BytesIn), Out: config.FormatBytes(t.BytesOut), CamUpstreams: t.WebcamUpstreams, CamViewers: t.WebcamViewers,
 		CamDropped: t.WebcamDropped, CamContinued: t.WebcamContinuations}
 	return v
 }
@@ -538,7 +561,7 @@ func limitBytes(n int64) string {
 	if n <= 0 {
 		return "not reported"
 	}
-	return FormatBytes(n)
+	return config.FormatBytes(n)
 }
 
 func limitSeconds(n int64) string {
@@ -607,7 +630,7 @@ func (a *admin) connect(w http.ResponseWriter, r *http.Request) {
 		// The callback's page says "Connected" only once the daemon stored the printer and opened its port.
 		Keep: func(ctx context.Context, c portalflow.Completion) (string, error) {
 			req.Completion = c
-			rec, err := a.d.control.Add(ctx, req)
+			rec, err := a.c.Add(ctx, req)
 			if err != nil {
 				a.d.log.Error("admin: printer not connected", zap.Error(err))
 				a.note("Connecting "+c.PrinterName+" failed", "", err)
@@ -658,16 +681,25 @@ func (a *admin) callback(w http.ResponseWriter, r *http.Request) {
 
 // Remove, Live Link, Gadget.
 
-func (a *admin) publicRecord(name string) (credstore.PublicRecord, error) {
-	rec, err := a.d.o.Store.Get(name)
+func (a *admin) publicRecord(ctx context.Context, name string) (credstore.PublicRecord, error) {
+	list, err := a.c.List(ctx)
 	if err != nil {
 		return credstore.PublicRecord{}, err
 	}
-	return rec.PublicWithHost(a.d.cfg().Listen.Host), nil
+	for _, pub := range list {
+		if pub.Name == name && pub.Damaged == "" {
+			return pub, nil
+		}
+	}
+	// Not listed (or damaged): the status of that one name carries the store's own error, word for word.
+	if _, err := a.c.StatusNow(ctx, name); err != nil {
+		return credstore.PublicRecord{}, err
+	}
+	return credstore.PublicRecord{}, fmt.Errorf("%w: no printer named %q", ErrNotFound, name)
 }
 
 func (a *admin) confirmRemove(w http.ResponseWriter, r *http.Request) {
-	pub, err := a.publicRecord(r.PathValue("name"))
+	pub, err := a.publicRecord(r.Context(), r.PathValue("name"))
 	if err != nil {
 		a.fail(w, "No such printer", err)
 		return
@@ -678,7 +710,7 @@ func (a *admin) confirmRemove(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *admin) remove(w http.ResponseWriter, r *http.Request) {
-	rec, err := a.d.control.Remove(r.Context(), r.PathValue("name"))
+	rec, err := a.c.Remove(r.Context(), r.PathValue("name"))
 	if err != nil {
 		a.fail(w, "Not removed", err)
 		return
@@ -698,7 +730,7 @@ func (a *admin) liveLink(w http.ResponseWriter, r *http.Request) {
 		}
 		req.Hours = n
 	}
-	l, err := a.d.control.LiveLink(r.Context(), name, req)
+	l, err := a.c.LiveLink(r.Context(), name, req)
 	if err != nil {
 		a.fail(w, "No Live Link created", err)
 		return
@@ -722,7 +754,7 @@ func nonEmpty(s ...string) []string {
 
 func (a *admin) gadget(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	g, err := a.d.control.Gadget(r.Context(), name)
+	g, err := a.c.Gadget(r.Context(), name)
 	if err != nil {
 		a.fail(w, "No Gadget status", err)
 		return

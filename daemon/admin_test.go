@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/oesim"
 )
 
@@ -49,9 +51,9 @@ func startTestDaemon(t *testing.T, e *testEnv, mod func(*config.Config), level *
 	c.DataDir = dataDir
 	c.Admin.Listen = "127.0.0.1:0"
 	c.ShutdownGrace = 5 * time.Second
-	c.OctoEverywhere.APIURL = e.sim.APIURL
-	c.OctoEverywhere.PortalURL = e.sim.PortalURL
-	c.OctoEverywhere.RelayDomain = e.sim.Domain
+	c.OctoEverywhere.APIURL = e.Sim.APIURL
+	c.OctoEverywhere.PortalURL = e.Sim.PortalURL
+	c.OctoEverywhere.RelayDomain = e.Sim.Domain
 	c.Listen.PortBase = 40000 + int(time.Now().UnixNano()%20000)
 	if mod != nil {
 		mod(&c)
@@ -65,8 +67,8 @@ func startTestDaemon(t *testing.T, e *testEnv, mod func(*config.Config), level *
 		log, logs = observed()
 	}
 	ready := make(chan struct{})
-	d, err := New(Options{Config: c, Store: e.store, Transport: e.tr, API: e.api, Logger: log,
-		Health: HealthOptions{Interval: time.Hour, MinCheckGap: -1, Now: now},
+	d, err := New(Options{Config: c, Store: e.Store, Transport: e.Transport, API: e.API, Logger: log,
+		Health: health.Options{Interval: time.Hour, MinCheckGap: -1, Now: now},
 		Ready:  func(*Daemon) { close(ready) }})
 	if err != nil {
 		t.Fatal(err)
@@ -88,15 +90,15 @@ func startTestDaemon(t *testing.T, e *testEnv, mod func(*config.Config), level *
 		if err := <-done; err != nil {
 			t.Errorf("daemon Run: %v", err)
 		}
-		e.assertNoSecrets(t, logText(logs))
+		e.AssertNoSecrets(t, logText(logs))
 	})
 	return d, logs
 }
 
 // allSecrets is every secret of the sim, Basic user names included.
 func allSecrets(e *testEnv) []string {
-	out := e.secrets()
-	for _, c := range e.sim.Connections() {
+	out := e.Secrets()
+	for _, c := range e.Sim.Connections() {
 		out = append(out, c.Credentials().BasicUser)
 	}
 	return out
@@ -198,19 +200,19 @@ func (b *browser) page() (string, string) {
 
 func addServed(t *testing.T, e *testEnv, name string, p *oesim.Printer) *oesim.Connection {
 	t.Helper()
-	c, _ := e.add(t, name, p)
+	c, _ := e.Add(t, name, p)
 	freePort(t, e, name)
 	return c
 }
 
 func TestAdminPageListsPrinters(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{})
-	mk4, voron := e.sim.Printers()[0], e.sim.Printers()[1]
+	mk4, voron := e.Sim.Printers()[0], e.Sim.Printers()[1]
 	addServed(t, e, "mk4", mk4)
 	addServed(t, e, "voron", voron)
 	d, _ := serviceDaemon(t, e, nil, nil)
 	for _, n := range []string{"mk4", "voron"} {
-		waitState(t, d.healthOf(n), StateOnline)
+		waitState(t, d.healthOf(n), health.StateOnline)
 	}
 	// Traffic shows on the page.
 	if a := send(t, http.MethodGet, "http://"+d.PrinterAddr("mk4")+"/api/version", ""); a.status != 200 {
@@ -230,8 +232,13 @@ func TestAdminPageListsPrinters(t *testing.T) {
 		t.Fatalf("webcam through mk4: %v", err)
 	}
 
+	checks := d.healthOf("mk4").Snapshot().Checks
 	b := newBrowser(t, d)
 	body, _ := b.page()
+	// The page shows what the health tracker knows (StatusNow): loading it asks OctoEverywhere nothing.
+	if n := d.healthOf("mk4").Snapshot().Checks; n != checks {
+		t.Errorf("loading the admin page ran %d health checks, want none", n-checks)
+	}
 	for _, want := range []string{
 		"1 shared stream(s) to the printer for 1 viewer(s)",
 		`id="printer-mk4"`, `id="printer-voron"`, "Prusa MK4", "Voron 2.4",
@@ -365,7 +372,7 @@ func TestAdminCSRF(t *testing.T) {
 	if d.PrinterAddr("mk4") == "" {
 		t.Fatal("a refused POST removed the printer")
 	}
-	if len(e.sim.PortalSessions()) != 0 {
+	if len(e.Sim.PortalSessions()) != 0 {
 		t.Error("a refused POST started a portal flow")
 	}
 	// The right token works, and a Live Link comes back as links.
@@ -373,7 +380,7 @@ func TestAdminCSRF(t *testing.T) {
 	if r.status != 200 || !strings.Contains(r.body, "Live Link for mk4") || !strings.Contains(r.body, `href="https://`) {
 		t.Fatalf("live link: %d %s", r.status, r.body)
 	}
-	if ll := e.sim.Connections()[0].LiveLinks(); len(ll) != 1 {
+	if ll := e.Sim.Connections()[0].LiveLinks(); len(ll) != 1 {
 		t.Errorf("sim live links: %+v", ll)
 	}
 	r = b.do(http.MethodPost, "/printers/mk4/livelink", url.Values{"csrf": {tok}, "hours": {"0"}}, nil)
@@ -396,14 +403,14 @@ func TestAdminConnectCompletesPortalFlow(t *testing.T) {
 		t.Fatalf("empty page:\n%s", body)
 	}
 	port := freeTCPPort(t)
-	mk4 := e.sim.Printers()[0]
+	mk4 := e.Sim.Printers()[0]
 	r := b.do(http.MethodPost, "/connect", url.Values{"csrf": {tok}, "name": {"bench-mk4"}, "port": {strconv.Itoa(port)},
 		"printer_url": {mk4.BackendURL}}, nil)
 	if r.status != http.StatusSeeOther {
 		t.Fatalf("POST /connect: %d %s", r.status, r.body)
 	}
 	portal := r.header.Get("Location")
-	if !strings.HasPrefix(portal, e.sim.PortalURL) {
+	if !strings.HasPrefix(portal, e.Sim.PortalURL) {
 		t.Fatalf("redirected to %q, want the portal", portal)
 	}
 	body, _ = b.page()
@@ -412,7 +419,7 @@ func TestAdminConnectCompletesPortalFlow(t *testing.T) {
 	}
 
 	// The portal (auto-approved) sends the browser back to this admin server.
-	resp, err := e.sim.HTTPClient().Get(portal)
+	resp, err := e.Sim.HTTPClient().Get(portal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +428,7 @@ func TestAdminConnectCompletesPortalFlow(t *testing.T) {
 	if !strings.HasPrefix(back, b.base+"/oeproxy/callback/") {
 		t.Fatalf("portal returned to %q (%s), want the admin callback", back, resp.Status)
 	}
-	sessions := e.sim.PortalSessions()
+	sessions := e.Sim.PortalSessions()
 	if len(sessions) != 1 || sessions[0].Params.Get("printerid") == "" {
 		t.Errorf("portal session params: %+v", sessions)
 	}
@@ -448,7 +455,7 @@ func TestAdminConnectCompletesPortalFlow(t *testing.T) {
 	if again := b.do(http.MethodGet, strings.TrimPrefix(back, b.base), nil, nil); again.status != http.StatusNotFound {
 		t.Errorf("callback replay: %d", again.status)
 	}
-	if recs, _ := e.store.List(); len(recs) != 1 {
+	if recs, _ := e.Store.List(); len(recs) != 1 {
 		t.Errorf("store holds %d records", len(recs))
 	}
 }
@@ -467,7 +474,7 @@ func TestAdminConnectRefusesBadInput(t *testing.T) {
 			t.Errorf("%v: %d, want 400", form, r.status)
 		}
 	}
-	if n := len(e.sim.PortalSessions()); n != 0 {
+	if n := len(e.Sim.PortalSessions()); n != 0 {
 		t.Errorf("%d portal sessions after refused input", n)
 	}
 }
@@ -475,13 +482,13 @@ func TestAdminConnectRefusesBadInput(t *testing.T) {
 func TestReadyz(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{})
 	addServed(t, e, "mk4", nil)
-	e.add(t, "busy", e.sim.Printers()[1])
+	e.Add(t, "busy", e.Sim.Printers()[1])
 	l, err := net.Listen("tcp", "127.0.0.1:0") // someone else holds the port of "busy"
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if err := e.store.Update("busy", func(r *credstore.Record) error { r.Port = l.Addr().(*net.TCPAddr).Port; return nil }); err != nil {
+	if err := e.Store.Update("busy", func(r *credstore.Record) error { r.Port = l.Addr().(*net.TCPAddr).Port; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	d, _ := serviceDaemon(t, e, nil, nil)
@@ -579,7 +586,7 @@ func TestAdminNeedsLogin(t *testing.T) {
 	if r := anon.do(http.MethodGet, "/login?token=wrong", nil, nil); r.status != http.StatusForbidden || r.header.Get("Set-Cookie") != "" {
 		t.Errorf("login with a wrong token: %d %q", r.status, r.header.Get("Set-Cookie"))
 	}
-	if d.PrinterAddr("mk4") == "" || len(e.sim.Connections()[0].LiveLinks()) != 0 {
+	if d.PrinterAddr("mk4") == "" || len(e.Sim.Connections()[0].LiveLinks()) != 0 {
 		t.Fatal("a request without a session changed something")
 	}
 
@@ -638,5 +645,27 @@ func TestAdminPendingLimitIsPerSession(t *testing.T) {
 	_, btok := b.page()
 	if r := b.do(http.MethodPost, "/connect", url.Values{"csrf": {btok}}, nil); r.status != http.StatusSeeOther {
 		t.Errorf("another session's connect while the first is at its limit: %d %s", r.status, r.body)
+	}
+}
+
+// TestAdminPageWildcardAndUnknown: with listen.host 0.0.0.0 a printer's link uses the name the browser used for
+// the page; a remove page for a name that is not stored answers 404 with the store's own words.
+func TestAdminPageWildcardAndUnknown(t *testing.T) {
+	e := newTestEnv(t, oesim.Options{})
+	addServed(t, e, "mk4", nil)
+	d, _ := serviceDaemon(t, e, func(c *config.Config) { c.Listen.Host = "0.0.0.0" }, nil)
+	waitState(t, d.healthOf("mk4"), health.StateOnline)
+	rec, err := e.Store.Get("mk4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, d)
+	body, _ := b.page()
+	if want := fmt.Sprintf(`href="http://127.0.0.1:%d"`, rec.Port); !strings.Contains(body, want) {
+		t.Errorf("page lacks %q", want)
+	}
+	r := b.do(http.MethodGet, "/printers/nope/remove", nil, nil)
+	if r.status != http.StatusNotFound || !strings.Contains(r.body, "no printer named") || !strings.Contains(r.body, "nope") {
+		t.Errorf("remove page of an unknown printer: %d %s", r.status, r.body)
 	}
 }

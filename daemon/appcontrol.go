@@ -11,11 +11,13 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/internal/oe"
 	"github.com/oeproxy/oeproxy/proxy"
-	"golang.org/x/sync/errgroup"
 )
 
 // AppControl is the part of Control that calls OctoEverywhere's App APIs for a stored printer: status, Live Links,
@@ -37,19 +39,19 @@ type AppControl interface {
 // PrinterStatus is one printer's line of `oeproxy status`. Its JSON keys are a stable contract: never renamed or
 // removed, only added. Times are RFC 3339 in UTC, or null when unknown or never.
 type PrinterStatus struct {
-	Name        string      `json:"name"`
-	PrinterName string      `json:"printer_name"`
-	State       HealthState `json:"state"`
+	Name        string       `json:"name"`
+	PrinterName string       `json:"printer_name"`
+	State       health.State `json:"state"`
 	// StateSince is when the daemon saw the state begin (null without a daemon).
-	StateSince     *time.Time     `json:"state_since"`
-	Online         bool           `json:"online"`
-	LocalIP        string         `json:"local_ip"`
-	LastConnect    appapi.Time    `json:"last_connect"`
-	LastDisconnect appapi.Time    `json:"last_disconnect"`
-	Limits         *appapi.Limits `json:"limits"` // null until Info succeeded once
-	LastError      *StatusError   `json:"last_error"`
-	CheckedAt      *time.Time     `json:"checked_at"`
-	WebhookSetAt   *time.Time     `json:"webhook_set_at"`
+	StateSince     *time.Time          `json:"state_since"`
+	Online         bool                `json:"online"`
+	LocalIP        string              `json:"local_ip"`
+	LastConnect    appapi.Time         `json:"last_connect"`
+	LastDisconnect appapi.Time         `json:"last_disconnect"`
+	Limits         *appapi.Limits      `json:"limits"` // null until Info succeeded once
+	LastError      *health.StatusError `json:"last_error"`
+	CheckedAt      *time.Time          `json:"checked_at"`
+	WebhookSetAt   *time.Time          `json:"webhook_set_at"`
 	// WebhookExpiresAt is 180 days after WebhookSetAt, when OctoEverywhere stops calling it unless renewed.
 	WebhookExpiresAt *time.Time `json:"webhook_expires_at"`
 	// Daemon is true when a running daemon answered: its state also reflects the relay's answers to traffic.
@@ -69,35 +71,6 @@ type PrinterStatus struct {
 	// Uploads are the printer's latest uploads answered once stored (upload.answer_when_stored) and what became of
 	// them, oldest first; absent without a daemon or without such uploads.
 	Uploads []proxy.UploadRecord `json:"uploads,omitempty"`
-}
-
-// StatusError is the last error seen for a printer: an OctoEverywhere code with its meaning, or code 0 for a
-// failure that is not one (OctoEverywhere unreachable, an unexpected answer).
-type StatusError struct {
-	Code    int    `json:"code"`
-	Meaning string `json:"meaning"`
-	// Unreachable is true when OctoEverywhere could not be reached at all (network, DNS, TLS, timeout).
-	Unreachable bool `json:"unreachable,omitempty"`
-	// Source is "info" (the App API) or "relay" (an answer to proxied traffic).
-	Source string    `json:"source"`
-	At     time.Time `json:"at"`
-}
-
-func statusError(err error, source string, at time.Time) *StatusError {
-	se := &StatusError{Source: source, At: at.UTC()}
-	var oe *appapi.OEError
-	if errors.As(err, &oe) {
-		se.Code = oe.Code
-		if d, ok := appapi.Describe(oe.Code); ok {
-			se.Meaning = d.Meaning
-		} else {
-			se.Meaning = oe.Error()
-		}
-		return se
-	}
-	se.Meaning = err.Error()
-	se.Unreachable = errors.Is(err, appapi.ErrUnreachable)
-	return se
 }
 
 // WebhookInfo says what `webhook set` stored. The URL itself is not returned: OctoEverywhere calls it exactly as
@@ -128,15 +101,26 @@ func (p *Printers) record(name string) (credstore.Record, error) {
 	return p.Store.Get(name)
 }
 
-// Status implements AppControl. With the daemon's Health it checks at once and reports the state machine (which
-// also hears the relay); without it, it calls Info once per printer and derives the state with the same rules.
 // statusConcurrency bounds how many printers one status asks OctoEverywhere about at once.
 const statusConcurrency = 4
 
+// Status implements AppControl. With the daemon's Health it checks at once and reports the state machine (which
+// also hears the relay); without it, it calls Info once per printer and derives the state with the same rules.
 func (p *Printers) Status(ctx context.Context, name string) ([]PrinterStatus, error) {
 	if p.API == nil {
 		return nil, errNoAPI
 	}
+	return p.status(ctx, name, true)
+}
+
+// StatusNow is Status without asking OctoEverywhere: what the daemon's health trackers know now, and unknown for
+// a printer that has none. The admin page shows it at every load, which must not cost an Info call per printer.
+func (p *Printers) StatusNow(ctx context.Context, name string) ([]PrinterStatus, error) {
+	return p.status(ctx, name, false)
+}
+
+// status reports every printer (name == "") or one; fresh checks each one first.
+func (p *Printers) status(ctx context.Context, name string, fresh bool) ([]PrinterStatus, error) {
 	var recs []credstore.Record
 	var damaged []credstore.Damaged
 	if name != "" {
@@ -158,16 +142,16 @@ func (p *Printers) Status(ctx context.Context, name string) ([]PrinterStatus, er
 	g.SetLimit(statusConcurrency)
 	for i, r := range recs {
 		g.Go(func() error {
-			var h *Health
+			var h *health.Health
 			daemon := false
 			if p.Health != nil {
 				h = p.Health(r.Name)
 				daemon = h != nil
 			}
 			if h == nil { // a one-off check, deriving the state with the same rules
-				h = NewHealth(HealthOptions{Name: r.Name, API: p.API, Store: p.Store, Now: p.Now})
-				h.check(gctx, false)
-			} else {
+				h = health.New(health.Options{Name: r.Name, API: p.API, Store: p.Store, Now: p.Now})
+			}
+			if fresh {
 				h.Refresh(gctx)
 			}
 			if err := gctx.Err(); err != nil {
@@ -193,7 +177,7 @@ func (p *Printers) Status(ctx context.Context, name string) ([]PrinterStatus, er
 	return out, nil
 }
 
-func statusOf(r credstore.Record, s HealthSnapshot, daemon bool) PrinterStatus {
+func statusOf(r credstore.Record, s health.Snapshot, daemon bool) PrinterStatus {
 	ps := PrinterStatus{Name: r.Name, PrinterName: r.PrinterName, State: s.State, LocalIP: r.LastKnownLocalIP,
 		LastError: s.LastError, Daemon: daemon}
 	if s.Info != nil {
@@ -208,7 +192,7 @@ func statusOf(r credstore.Record, s HealthSnapshot, daemon bool) PrinterStatus {
 		l := s.Info.Limits
 		ps.Limits = &l
 	}
-	if s.State != StateOnline {
+	if s.State != health.StateOnline {
 		ps.Online = false
 	}
 	ps.CheckedAt = utcPtr(s.CheckedAt)
@@ -217,16 +201,16 @@ func statusOf(r credstore.Record, s HealthSnapshot, daemon bool) PrinterStatus {
 	}
 	if r.WebhookURL != "" {
 		ps.WebhookSetAt = utcPtr(r.WebhookSetAt)
-		ps.WebhookExpiresAt = utcPtr(r.WebhookSetAt.Add(WebhookLifetime))
+		ps.WebhookExpiresAt = utcPtr(r.WebhookSetAt.Add(health.WebhookLifetime))
 	}
 	switch s.State {
-	case StateNeedsRelink:
+	case health.StateNeedsRelink:
 		ps.Action = oe.RelinkAdvice(r.Name)
-	case StateNoSupporterPerks:
+	case health.StateNoSupporterPerks:
 		ps.Action = "The owner of the OctoEverywhere account needs Supporter Perks again; the printer works again after that, without re-linking."
-	case StatePrinterOffline:
+	case health.StatePrinterOffline:
 		ps.Action = "Check that the printer and its OctoEverywhere plugin are on and online."
-	case StateUnknown:
+	case health.StateUnknown:
 		if s.LastError != nil {
 			ps.Action = "OctoEverywhere could not be asked; check this computer's connection and try again."
 		}
@@ -284,7 +268,7 @@ func (p *Printers) SetWebhook(ctx context.Context, name, webhookURL string, even
 	if err != nil {
 		return WebhookInfo{}, fmt.Errorf("OctoEverywhere set the webhook, but oeproxy could not record it (it will not be renewed): %w", err)
 	}
-	info := WebhookInfo{Name: name, Events: ev, SetAt: now, ExpiresAt: now.Add(WebhookLifetime)}
+	info := WebhookInfo{Name: name, Events: ev, SetAt: now, ExpiresAt: now.Add(health.WebhookLifetime)}
 	info.Host = oe.WebhookHost(webhookURL)
 	return info, nil
 }

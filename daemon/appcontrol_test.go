@@ -15,6 +15,7 @@ import (
 
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/oesim"
 )
 
@@ -64,8 +65,8 @@ func TestAppControl(t *testing.T) {
 			recv, calls := webhookReceiver(t, http.StatusOK)
 			e := newTestEnv(t, oesim.Options{WebhookClient: recv.Client(),
 				Printers: []oesim.PrinterOptions{{Name: "Prusa MK4", Kind: oesim.KindOctoPrint, LocalIP: "192.168.1.50"}}})
-			conn, _ := e.add(t, "mk4", nil)
-			p := &Printers{Store: e.store, API: e.api, RelayDomain: e.sim.Domain}
+			conn, _ := e.Add(t, "mk4", nil)
+			p := &Printers{Store: e.Store, API: e.API, RelayDomain: e.Sim.Domain}
 			var ctl Control = p
 			if mode == "socket" {
 				ctl = serveControl(t, p)
@@ -79,7 +80,7 @@ func TestAppControl(t *testing.T) {
 				t.Fatalf("status: %v %v", st, err)
 			}
 			s := st[0]
-			if s.Name != "mk4" || s.State != StateOnline || !s.Online || s.LocalIP != "192.168.1.50" || s.PrinterName != "Prusa MK4" ||
+			if s.Name != "mk4" || s.State != health.StateOnline || !s.Online || s.LocalIP != "192.168.1.50" || s.PrinterName != "Prusa MK4" ||
 				s.Limits == nil || s.Limits.MaxUploadFileSizeBytes != 500<<20 || s.CheckedAt == nil || s.Daemon || s.LastError != nil {
 				t.Errorf("status %+v", s)
 			}
@@ -120,13 +121,13 @@ func TestAppControl(t *testing.T) {
 			info, err := ctl.SetWebhook(ctx, "mk4", hook, []appapi.EventType{2, 3, 2})
 			seen = append(seen, info, err)
 			if err != nil || info.Host != strings.TrimPrefix(recv.URL, "https://") || len(info.Events) != 2 ||
-				!info.ExpiresAt.Equal(info.SetAt.Add(WebhookLifetime)) {
+				!info.ExpiresAt.Equal(info.SetAt.Add(health.WebhookLifetime)) {
 				t.Fatalf("set webhook: %+v %v", info, err)
 			}
 			if u, f, _ := conn.Webhook(); u != hook || len(f) != 2 {
 				t.Errorf("sim webhook %q %v", u, f)
 			}
-			rec, _ := e.store.Get("mk4")
+			rec, _ := e.Store.Get("mk4")
 			if rec.WebhookURL != hook || len(rec.WebhookEvents) != 2 || !rec.WebhookSetAt.Equal(info.SetAt) {
 				t.Errorf("record webhook %v %v", rec.WebhookEvents, rec.WebhookSetAt)
 			}
@@ -149,14 +150,14 @@ func TestAppControl(t *testing.T) {
 			if u, _, _ := conn.Webhook(); u != "" {
 				t.Error("the sim still has the webhook")
 			}
-			if rec, _ := e.store.Get("mk4"); rec.WebhookURL != "" || !rec.WebhookSetAt.IsZero() {
+			if rec, _ := e.Store.Get("mk4"); rec.WebhookURL != "" || !rec.WebhookSetAt.IsZero() {
 				t.Error("the record still has the webhook")
 			}
 
 			conn.Revoke()
 			st, err = ctl.Status(ctx, "mk4")
 			seen = append(seen, st, err)
-			if err != nil || st[0].State != StateNeedsRelink || st[0].LastError == nil || st[0].LastError.Code != 604 ||
+			if err != nil || st[0].State != health.StateNeedsRelink || st[0].LastError == nil || st[0].LastError.Code != 604 ||
 				!strings.Contains(st[0].Action, "oeproxy remove mk4 && oeproxy connect --name mk4") {
 				t.Errorf("status after revoke: %+v %v", st, err)
 			}
@@ -175,7 +176,7 @@ func TestAppControl(t *testing.T) {
 				b, _ := json.Marshal(v)
 				texts = append(texts, string(b))
 			}
-			e.assertNoSecrets(t, texts...)
+			e.AssertNoSecrets(t, texts...)
 			for _, text := range texts {
 				if strings.Contains(text, "webhook-secret") {
 					t.Errorf("the webhook URL leaked: %s", text)
@@ -188,8 +189,8 @@ func TestAppControl(t *testing.T) {
 // TestAppControlNoAPI: without an App API client, the commands fail with a clear error rather than panic.
 func TestAppControlNoAPI(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{})
-	e.add(t, "mk4", nil)
-	p := &Printers{Store: e.store}
+	e.Add(t, "mk4", nil)
+	p := &Printers{Store: e.Store}
 	if _, err := p.Status(context.Background(), ""); !errors.Is(err, errNoAPI) {
 		t.Errorf("status: %v", err)
 	}
@@ -200,7 +201,7 @@ func TestAppControlNoAPI(t *testing.T) {
 
 // TestPrinterStatusJSON pins the documented keys of `oeproxy status --json`.
 func TestPrinterStatusJSON(t *testing.T) {
-	b, err := json.Marshal(PrinterStatus{Limits: &appapi.Limits{}, LastError: &StatusError{}})
+	b, err := json.Marshal(PrinterStatus{Limits: &appapi.Limits{}, LastError: &health.StatusError{}})
 	if err != nil {
 		t.Fatal(err)
 	}

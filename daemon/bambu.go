@@ -44,19 +44,6 @@ type MQTTRequest struct {
 	TLS bool `json:"tls,omitempty"`
 }
 
-// UploadLimit is the account's upload limit from the last successful Info (0: not known yet).
-func (h *Health) UploadLimit() int64 {
-	if h == nil {
-		return 0
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.info == nil {
-		return 0
-	}
-	return h.info.Limits.MaxUploadFileSizeBytes
-}
-
 // preparePlatform decides the new record's platform (the request's, else what the plugin reports), gives a
 // printer that needs the OctoPrint front its key, and a Bambu printer an MQTT port.
 func (p *Printers) preparePlatform(ctx context.Context, rec *credstore.Record, req AddRequest, existing []credstore.Record) error {

@@ -23,7 +23,7 @@ var mqttConnect = []byte{0x10, 13, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 30, 0, 
 func TestConnectBambuGetsFrontAndMQTT(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{Printers: []oesim.PrinterOptions{{Name: "X1C", Kind: oesim.KindBambu}}})
 	d, _ := runDaemon(t, e, newClock())
-	c := e.sim.Connect(nil)
+	c := e.Sim.Connect(nil)
 	cr := c.Credentials()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -104,7 +104,7 @@ func TestConnectBambuGetsFrontAndMQTT(t *testing.T) {
 func TestConnectElegooGetsItsFixedPorts(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{Printers: []oesim.PrinterOptions{{Name: "Centauri Carbon", Kind: oesim.KindElegoo}}})
 	d, _ := runDaemon(t, e, newClock())
-	c := e.sim.Connect(nil)
+	c := e.Sim.Connect(nil)
 	cr := c.Credentials()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -16,16 +16,16 @@ import (
 // without it, and callers' errors.Is checks must hold both ways.
 func TestControlErrorsSurviveTheSocket(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{})
-	direct := &Printers{Store: e.store, RelayDomain: e.sim.Domain, PortBase: 41000}
+	direct := &Printers{Store: e.Store, RelayDomain: e.Sim.Domain, PortBase: 41000}
 	remote := serveControl(t, direct)
 
-	c := e.sim.Connect(nil).Credentials()
+	c := e.Sim.Connect(nil).Credentials()
 	comp := portalflow.Completion{ID: c.ID, URL: c.URL, AppAPIToken: c.AppAPIToken, PrinterName: "MK4",
 		BasicUser: c.BasicUser, BasicPassword: c.BasicPassword, BearerToken: c.BearerToken}
 	if _, err := direct.Add(context.Background(), AddRequest{Completion: comp, Name: "mk4"}); err != nil {
 		t.Fatal(err)
 	}
-	other := e.sim.Connect(nil).Credentials()
+	other := e.Sim.Connect(nil).Credentials()
 	otherComp := comp
 	otherComp.ID, otherComp.URL, otherComp.AppAPIToken = other.ID, other.URL, other.AppAPIToken
 	otherComp.BasicUser, otherComp.BasicPassword, otherComp.BearerToken = other.BasicUser, other.BasicPassword, other.BearerToken

@@ -17,6 +17,7 @@ import (
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/mqttbridge"
 	"github.com/oeproxy/oeproxy/proxy"
 )
@@ -39,7 +40,7 @@ type Options struct {
 	API *appapi.Client
 	// Health is the template of every printer's health tracker (timings, clock); Name, API, Store and Logger are
 	// filled in per printer.
-	Health HealthOptions
+	Health health.Options
 }
 
 // Daemon serves every stored printer on its own port, plus the control socket and the admin listener.
@@ -80,8 +81,8 @@ type printerServer struct {
 	srv     *http.Server
 	handler *printerHandler
 	done    chan struct{}
-	health  *Health
-	// stopHealth ends the health poller and waits for it.
+	health  *health.Health
+	// stopHealth ends the health poller and the webhook renewal, and waits for them.
 	stopHealth func()
 	// mqtt is the printer's MQTT bridge (bambu.go); nil without one.
 	mqttMu sync.Mutex
@@ -255,8 +256,8 @@ func (d *Daemon) startPrinter(rec credstore.Record) error {
 		return fmt.Errorf("stored relay URL of %q does not parse: %w (remove and connect the printer again)", rec.Name, err)
 	}
 	addr := net.JoinHostPort(cfg.Listen.Host, strconv.Itoa(rec.Port))
-	health := d.newHealth(rec.Name)
-	h, err := d.newPrinterHandler(rec, relay, addr, health)
+	tracker := d.newHealth(rec.Name)
+	h, err := d.newPrinterHandler(rec, relay, addr, tracker)
 	if err != nil {
 		return err
 	}
@@ -279,8 +280,8 @@ func (d *Daemon) startPrinter(rec credstore.Record) error {
 	// A cap per port, and the shared budget, so that one port flooded with connections cannot take the memory or
 	// the file descriptors the other printers, the admin page and the control socket need.
 	l = newLimitListener(l, cfg.Listen.MaxConnections, d.connBudget)
-	ps := &printerServer{rec: rec, addr: addrStr, handler: h, done: make(chan struct{}), health: health,
-		stopHealth: d.runHealth(health),
+	ps := &printerServer{rec: rec, addr: addrStr, handler: h, done: make(chan struct{}), health: tracker,
+		stopHealth: d.runHealth(tracker, d.newRenewer(rec.Name)),
 		srv: &http.Server{
 			Handler: d.metrics.wrap(rec.Name, h),
 			// No ReadTimeout/WriteTimeout: uploads and webcam streams last as long as they last.

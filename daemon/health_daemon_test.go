@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/oesim"
 	"github.com/oeproxy/oeproxy/proxy"
 )
@@ -33,7 +34,7 @@ func freePort(t *testing.T, e *testEnv, name string) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	if err := e.store.Update(name, func(r *credstore.Record) error { r.Port = port; return nil }); err != nil {
+	if err := e.Store.Update(name, func(r *credstore.Record) error { r.Port = port; return nil }); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -73,7 +74,7 @@ func jsonString(t *testing.T, body, key string) string {
 	return s
 }
 
-func waitState(t *testing.T, h *Health, want HealthState) {
+func waitState(t *testing.T, h *health.Health, want health.State) {
 	t.Helper()
 	waitFor(t, "state "+string(want), func() bool { return h.Snapshot().State == want })
 }
@@ -83,11 +84,11 @@ func waitState(t *testing.T, h *Health, want HealthState) {
 // through the control socket shows the daemon's state.
 func TestDaemonRevokedConnection(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{})
-	conn, _ := e.add(t, "mk4", nil)
+	conn, _ := e.Add(t, "mk4", nil)
 	freePort(t, e, "mk4")
 	d, logs := runDaemon(t, e, newClock())
 	h := d.healthOf("mk4")
-	waitState(t, h, StateOnline)
+	waitState(t, h, health.StateOnline)
 	base := "http://" + d.PrinterAddr("mk4")
 
 	if a := send(t, http.MethodGet, base+"/api/version", ""); a.status != http.StatusOK {
@@ -97,7 +98,7 @@ func TestDaemonRevokedConnection(t *testing.T) {
 	if a := send(t, http.MethodGet, base+"/api/version", ""); a.status != 604 || a.gate != "" {
 		t.Fatalf("the relay's own 604: %+v", a)
 	}
-	waitState(t, h, StateNeedsRelink)
+	waitState(t, h, health.StateNeedsRelink)
 	n := len(conn.Requests())
 	for _, path := range []string{"/api/version", "/", "/webcam/?action=stream"} {
 		a := send(t, http.MethodGet, base+path, "")
@@ -123,7 +124,7 @@ func TestDaemonRevokedConnection(t *testing.T) {
 	if err != nil || len(st) != 1 {
 		t.Fatalf("status: %v %v", st, err)
 	}
-	if s := st[0]; s.State != StateNeedsRelink || !s.Daemon || s.StateSince == nil || s.LastError == nil || s.LastError.Code != 604 {
+	if s := st[0]; s.State != health.StateNeedsRelink || !s.Daemon || s.StateSince == nil || s.LastError == nil || s.LastError.Code != 604 {
 		t.Errorf("status %+v (last error %+v)", s, s.LastError)
 	}
 	if n := logs.FilterMessageSnippet("the App Connection must be linked again").Len(); n != 1 {
@@ -136,18 +137,18 @@ func TestDaemonRevokedConnection(t *testing.T) {
 // printer whose requests are accepted afterwards changes nothing.
 func TestDaemonRefused606(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{})
-	e.add(t, "good", nil)
+	e.Add(t, "good", nil)
 	freePort(t, e, "good")
-	conn, _ := e.add(t, "bad", nil)
-	if err := e.store.Update("bad", func(r *credstore.Record) error { r.BasicPassword = "not-the-password"; return nil }); err != nil {
+	conn, _ := e.Add(t, "bad", nil)
+	if err := e.Store.Update("bad", func(r *credstore.Record) error { r.BasicPassword = "not-the-password"; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	freePort(t, e, "bad")
 	clock := newClock()
 	d, _ := runDaemon(t, e, clock)
 	bad, good := d.healthOf("bad"), d.healthOf("good")
-	waitState(t, bad, StateOnline)
-	waitState(t, good, StateOnline)
+	waitState(t, bad, health.StateOnline)
+	waitState(t, good, health.StateOnline)
 
 	// The transient case: one 606 from the relay, then normal traffic.
 	good.NoteRelayCode(606)
@@ -156,24 +157,24 @@ func TestDaemonRefused606(t *testing.T) {
 	}
 	clock.Add(2 * time.Minute)
 	good.NoteRelayCode(606)
-	if s := good.Snapshot().State; s != StateOnline {
+	if s := good.Snapshot().State; s != health.StateOnline {
 		t.Fatalf("a transient 606 condemned the good printer: %q", s)
 	}
 
 	base := "http://" + d.PrinterAddr("bad")
-	before := bad.checkCount()
+	before := bad.Snapshot().Checks
 	if a := send(t, http.MethodGet, base+"/api/version", ""); a.status != 606 || a.gate != "" {
 		t.Fatalf("first 606: %+v", a)
 	}
-	waitFor(t, "the Info check the 606 asked for", func() bool { return bad.checkCount() > before })
-	if s := bad.Snapshot().State; s != StateOnline {
+	waitFor(t, "the Info check the 606 asked for", func() bool { return bad.Snapshot().Checks > before })
+	if s := bad.Snapshot().State; s != health.StateOnline {
 		t.Fatalf("condemned on the first 606: %q", s)
 	}
 	clock.Add(2 * time.Hour) // past ConfirmAfter (the Interval, 1 h here)
 	if a := send(t, http.MethodGet, base+"/api/version", ""); a.status != 606 || a.gate != "" {
 		t.Fatalf("second 606: %+v", a)
 	}
-	waitState(t, bad, StateNeedsRelink)
+	waitState(t, bad, health.StateNeedsRelink)
 	n := len(conn.Requests())
 	if a := send(t, http.MethodGet, base+"/api/version", ""); a.status != 606 || a.gate != "refused" || !strings.Contains(a.body, "oeproxy connect --name bad") {
 		t.Fatalf("after condemnation: %+v", a)
@@ -187,11 +188,11 @@ func TestDaemonRefused606(t *testing.T) {
 // the relay; a smaller one is relayed.
 func TestDaemonUploadLimit(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{})
-	conn, _ := e.add(t, "mk4", nil)
+	conn, _ := e.Add(t, "mk4", nil)
 	conn.SetLimits(oesim.Limits{MaxUploadFileSizeBytes: 1000})
 	freePort(t, e, "mk4")
 	d, _ := runDaemon(t, e, newClock())
-	waitState(t, d.healthOf("mk4"), StateOnline)
+	waitState(t, d.healthOf("mk4"), health.StateOnline)
 	base := "http://" + d.PrinterAddr("mk4")
 
 	a := send(t, http.MethodPost, base+"/api/files/local", strings.Repeat("x", 2000))

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/proxy"
 	"github.com/oeproxy/oeproxy/webcam"
 )
@@ -292,7 +293,7 @@ var (
 		[]string{"printer", "state"}, nil)
 )
 
-var allStates = []HealthState{StateOnline, StatePrinterOffline, StateNoSupporterPerks, StateNeedsRelink, StateUnknown}
+var allStates = []health.State{health.StateOnline, health.StatePrinterOffline, health.StateNoSupporterPerks, health.StateNeedsRelink, health.StateUnknown}
 
 func (p *printerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- listenerUpDesc
@@ -320,7 +321,7 @@ func (p *printerCollector) Collect(ch chan<- prometheus.Metric) {
 // prints its summary after the check's log lines, not among them.
 func (d *Daemon) HealthSettled() bool {
 	for _, s := range d.printerStates() {
-		if s.served && s.state == StateUnknown {
+		if s.served && s.state == health.StateUnknown {
 			return false
 		}
 	}
@@ -330,7 +331,7 @@ func (d *Daemon) HealthSettled() bool {
 type printerState struct {
 	name   string
 	served bool
-	state  HealthState
+	state  health.State
 }
 
 // printerStates lists the stored printers with whether each is served and its health state. A store that
@@ -346,7 +347,7 @@ func (d *Daemon) printerStates() []printerState {
 			return
 		}
 		seen[name] = true
-		s := printerState{name: name, state: StateUnknown}
+		s := printerState{name: name, state: health.StateUnknown}
 		if p := d.printers[name]; p != nil {
 			s.served = true
 			if p.health != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/oesim"
 )
 
@@ -88,11 +89,11 @@ func dialWS(t *testing.T, url string) *websocket.Conn {
 
 func TestMetricsAfterTraffic(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{})
-	mk4, voron := e.sim.Printers()[0], e.sim.Printers()[1]
+	mk4, voron := e.Sim.Printers()[0], e.Sim.Printers()[1]
 	mk4Conn := addServed(t, e, "mk4", mk4)
 	addServed(t, e, "voron", voron)
 	d, _ := serviceDaemon(t, e, nil, nil)
-	waitState(t, d.healthOf("mk4"), StateOnline)
+	waitState(t, d.healthOf("mk4"), health.StateOnline)
 	mk4URL, voronURL := "http://"+d.PrinterAddr("mk4"), "http://"+d.PrinterAddr("voron")
 
 	for range 3 {

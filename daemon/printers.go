@@ -13,6 +13,7 @@ import (
 
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/portalflow"
 	"github.com/oeproxy/oeproxy/proxy"
 	"github.com/oeproxy/oeproxy/route"
@@ -40,7 +41,7 @@ type Printers struct {
 	// API calls OctoEverywhere's App APIs for status, livelink, gadget and webhook (appcontrol.go); nil: those fail.
 	API *appapi.Client
 	// Health, set by the daemon, returns a served printer's health tracker (nil when it has none).
-	Health func(name string) *Health
+	Health func(name string) *health.Health
 	// DefaultRoute is the config key route; Routes, set by the daemon, a served printer's routing state;
 	// OnLANChange runs after SetLAN changed the store (the daemon re-proves the printer's LAN host).
 	DefaultRoute string
@@ -260,4 +261,4 @@ func (p *Printers) freePort(existing []credstore.Record) int {
 
 // StateDamaged is the state of a stored record that cannot be read: it is not served until it is removed (and
 // the printer connected again).
-const StateDamaged HealthState = "damaged"
+const StateDamaged health.State = "damaged"

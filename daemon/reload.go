@@ -14,6 +14,7 @@ import (
 
 	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/internal/logging"
 	"github.com/oeproxy/oeproxy/proxy"
 	"github.com/oeproxy/oeproxy/webcam"
@@ -202,8 +203,8 @@ type printerHandler struct {
 }
 
 // newPrinterHandler builds a printer's proxy handler from the configuration in effect; Reload rebuilds it.
-func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr string, health *Health) (*printerHandler, error) {
-	hooks := d.routeHooks(rec.Name, d.metrics.hooks(rec.Name, health.Hooks()))
+func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr string, tracker *health.Health) (*printerHandler, error) {
+	hooks := d.routeHooks(rec.Name, d.metrics.hooks(rec.Name, tracker.Hooks()))
 	// Shared by every handler a reload builds for this printer, so that the cap holds across a reload.
 	slots := proxy.NewRelaySlots(d.o.Config.OctoEverywhere.MaxConnections)
 	ph := &printerHandler{}
@@ -211,7 +212,7 @@ func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr st
 		ph.cams = webcam.New(webcam.Options{Continue: cfg.Webcam.ContinueStreams, Linger: cfg.Webcam.Linger,
 			Logger: d.log.With(zap.String("printer", rec.Name)), Hooks: d.metrics.webcamHooks(rec.Name)})
 	}
-	ph.routes.set(d.newRouter(rec, relay, health))
+	ph.routes.set(d.newRouter(rec, relay, tracker))
 	ph.build = func() (*proxy.Handler, error) {
 		cfg := d.cfg()
 		return proxy.New(proxy.Printer{
@@ -228,13 +229,13 @@ func (d *Daemon) newPrinterHandler(rec credstore.Record, relay *url.URL, addr st
 			PortalURL:          cfg.OctoEverywhere.PortalURL,
 			PingInterval:       cfg.WebSocket.PingInterval,
 			MaxMessageBytes:    cfg.WebSocket.MaxMessageBytes,
-			Gate:               health,
+			Gate:               tracker,
 			RelaySlots:         slots,
 			Hooks:              hooks,
 			Webcams:            ph.cams,
 			Router:             ph.routes.get(),
 			LANTransport:       d.routing.lanTransport(),
-			UploadLimit:        health.UploadLimit,
+			UploadLimit:        tracker.UploadLimit,
 			Uploads:            d.uploads,
 		})
 	}

@@ -49,7 +49,7 @@ func TestChangedKeys(t *testing.T) {
 // need a restart are reported and keep their value.
 func TestReloadKeepsConnections(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{})
-	mk4, voron := e.sim.Printers()[0], e.sim.Printers()[1]
+	mk4, voron := e.Sim.Printers()[0], e.Sim.Printers()[1]
 	addServed(t, e, "mk4", mk4)
 	addServed(t, e, "voron", voron)
 
@@ -211,7 +211,7 @@ func TestReloadWithoutLevelControl(t *testing.T) {
 // daemon reloaded every hour does not grow.
 func TestReloadLetsReplacedHandlersGo(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{})
-	addServed(t, e, "voron", e.sim.Printers()[1])
+	addServed(t, e, "voron", e.Sim.Printers()[1])
 	var cfg config.Config
 	d, _ := serviceDaemon(t, e, func(c *config.Config) { cfg = *c }, nil)
 	cfg.Admin.Listen = "127.0.0.1:0"

@@ -13,7 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/proxy"
 	"github.com/oeproxy/oeproxy/route"
 )
@@ -91,9 +93,9 @@ func LANCandidates(rec credstore.Record) []string {
 	return []string{"http://" + host, "http://" + host + ":7125", "http://" + host + ":5000"}
 }
 
-// newRouter builds and starts a printer's router (nil in relay mode). health (may be nil) tells it the local IP
+// newRouter builds and starts a printer's router (nil in relay mode). tracker (may be nil) tells it the local IP
 // the Info API reports; it is passed in, not looked up under d.mu, because a router is closed under d.mu.
-func (d *Daemon) newRouter(rec credstore.Record, relay *url.URL, health *Health) (*route.Router, func()) {
+func (d *Daemon) newRouter(rec credstore.Record, relay *url.URL, tracker *health.Health) (*route.Router, func()) {
 	cfg := d.cfg()
 	mode := EffectiveRoute(rec, cfg.Route)
 	if mode == route.ModeRelay {
@@ -113,8 +115,13 @@ func (d *Daemon) newRouter(rec credstore.Record, relay *url.URL, health *Health)
 	r, err := route.New(route.Options{
 		Printer: rec.Name, Mode: mode, LANURLs: LANCandidates(rec), PrinterID: rec.PrinterID,
 		Platform: rec.Platform, CompanionURL: rec.CompanionURL,
-		MoreLANURLs: func() []string { return infoCandidates(rec, health) },
-		LAN:         d.routing.lan, Relay: relayRT, Changes: changes, Logger: d.log,
+		MoreLANURLs: func() []string {
+			if tracker == nil {
+				return nil
+			}
+			return infoCandidates(rec, tracker.Snapshot().Info)
+		},
+		LAN: d.routing.lan, Relay: relayRT, Changes: changes, Logger: d.log,
 		Hooks: route.Hooks{
 			Proof: func(p route.Proof) { m.proofs.WithLabelValues(rec.Name, proofResult(p)).Inc() },
 			Switch: func(from, to route.Route, _ string) {
@@ -255,11 +262,12 @@ func fillRoute(pub *credstore.PublicRecord, rec credstore.Record, cfgRoute strin
 	}
 }
 
-// routeText is the admin page's route line of a printer.
-func (d *Daemon) routeText(rec credstore.Record) string {
-	st, ok := d.routeStatus(rec.Name)
+// routeText is the admin page's route line of a printer, from its listing (whose Route is the effective
+// route mode) and its router.
+func (d *Daemon) routeText(pub credstore.PublicRecord) string {
+	st, ok := d.routeStatus(pub.Name)
 	if !ok {
-		return string(EffectiveRoute(rec, d.cfg().Route)) + " (not served)"
+		return pub.Route + " (not served)"
 	}
 	s := fmt.Sprintf("%s, now %s", st.Mode, st.Active)
 	if !st.LastProof.IsZero() {
@@ -293,12 +301,8 @@ func (d *Daemon) setLANRoute(rec credstore.Record) error {
 
 // infoCandidates are the LAN URLs of the local IP the Info API reports now, when the user set no address and it
 // differs from the one the portal gave (the printer got another address from DHCP since).
-func infoCandidates(rec credstore.Record, h *Health) []string {
-	if rec.LANURL != "" || h == nil {
-		return nil
-	}
-	in := h.Snapshot().Info
-	if in == nil || in.PrinterLocalIP == "" || in.PrinterLocalIP == rec.LastKnownLocalIP {
+func infoCandidates(rec credstore.Record, in *appapi.Info) []string {
+	if rec.LANURL != "" || in == nil || in.PrinterLocalIP == "" || in.PrinterLocalIP == rec.LastKnownLocalIP {
 		return nil
 	}
 	return LANCandidates(credstore.Record{LastKnownLocalIP: in.PrinterLocalIP})

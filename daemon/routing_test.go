@@ -56,8 +56,8 @@ func TestEffectiveRoute(t *testing.T) {
 func TestLANSetWhileServing(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, oesim.Options{Printers: []oesim.PrinterOptions{{Name: "Voron", Kind: oesim.KindMoonraker, LAN: true}}})
-	voron := e.sim.Printers()[0]
-	e.add(t, "voron", voron)
+	voron := e.Sim.Printers()[0]
+	e.Add(t, "voron", voron)
 	d, _ := startTestDaemon(t, e, nil, nil, nil)
 	ctl, err := DialControl(context.Background(), d.SocketPath())
 	if err != nil {
@@ -153,8 +153,7 @@ func TestLANSetWhileServing(t *testing.T) {
 // set an address.
 func TestInfoCandidates(t *testing.T) {
 	t.Parallel()
-	h := NewHealth(HealthOptions{Name: "p"})
-	h.info = &appapi.Info{PrinterLocalIP: "192.168.1.77"}
+	h := &appapi.Info{PrinterLocalIP: "192.168.1.77"}
 	moved := credstore.Record{LastKnownLocalIP: "192.168.1.5"}
 	if got := infoCandidates(moved, h); len(got) != 3 || got[0] != "http://192.168.1.77" {
 		t.Errorf("moved: %v", got)
@@ -166,7 +165,7 @@ func TestInfoCandidates(t *testing.T) {
 		t.Errorf("the user's address must win: %v", got)
 	}
 	if got := infoCandidates(moved, nil); got != nil {
-		t.Errorf("no health: %v", got)
+		t.Errorf("no Info yet (or no health tracker): %v", got)
 	}
 }
 
@@ -183,9 +182,9 @@ func TestLANSetWithCompanion(t *testing.T) {
 		_, _ = io.WriteString(w, `{"api":"2.0.0","server":"2.1.2","text":"PrusaLink"}`)
 	})
 	e := newTestEnv(t, oesim.Options{Printers: []oesim.PrinterOptions{{Name: "Core One", Kind: oesim.KindGeneric, Handler: prusaLink, LAN: true, Companion: true}}})
-	core := e.sim.Printers()[0]
-	e.add(t, "core", core)
-	if err := e.store.Update("core", func(r *credstore.Record) error {
+	core := e.Sim.Printers()[0]
+	e.Add(t, "core", core)
+	if err := e.Store.Update("core", func(r *credstore.Record) error {
 		r.PrinterID, r.Platform = core.ID, "prusalink"
 		return nil
 	}); err != nil {
@@ -270,9 +269,9 @@ func TestLANSetWithCompanion(t *testing.T) {
 func TestRouteKeyReloads(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, oesim.Options{Printers: []oesim.PrinterOptions{{Name: "Voron", Kind: oesim.KindMoonraker, LAN: true}}})
-	voron := e.sim.Printers()[0]
-	e.add(t, "voron", voron)
-	if err := e.store.Update("voron", func(r *credstore.Record) error { r.LANURL = voron.LANURL; return nil }); err != nil {
+	voron := e.Sim.Printers()[0]
+	e.Add(t, "voron", voron)
+	if err := e.Store.Update("voron", func(r *credstore.Record) error { r.LANURL = voron.LANURL; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	d, _ := startTestDaemon(t, e, func(c *config.Config) { c.Route = "relay" }, nil, nil)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/oeproxy/oeproxy/appapi"
+	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/oesim"
 )
 
@@ -20,7 +21,7 @@ func TestStatusAsksPrintersConcurrently(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{})
 	const printers = 2*statusConcurrency + 1
 	for i := range printers {
-		e.add(t, fmt.Sprintf("p%d", i), nil)
+		e.Add(t, fmt.Sprintf("p%d", i), nil)
 	}
 	var (
 		mu             sync.Mutex
@@ -51,7 +52,7 @@ func TestStatusAsksPrintersConcurrently(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Printers{Store: e.store, API: api, RelayDomain: e.sim.Domain}
+	p := &Printers{Store: e.Store, API: api, RelayDomain: e.Sim.Domain}
 	start := time.Now()
 	st, err := p.Status(context.Background(), "")
 	if err != nil {
@@ -65,7 +66,7 @@ func TestStatusAsksPrintersConcurrently(t *testing.T) {
 		if want := fmt.Sprintf("p%d", i); s.Name != want { // the store's order (by name) is kept
 			t.Errorf("status %d is %s, want %s", i, s.Name, want)
 		}
-		if s.State != StateUnknown {
+		if s.State != health.StateUnknown {
 			t.Errorf("%s: state %s, want unknown", s.Name, s.State)
 		}
 	}

@@ -20,13 +20,13 @@ func TestBusyPortIsRetried(t *testing.T) {
 	retryFirst = time.Hour // only the reload below can make the printer try again within the test
 	defer func() { retryFirst = old }()
 	e := newTestEnv(t, oesim.Options{})
-	e.add(t, "busy", e.sim.Printers()[0])
+	e.Add(t, "busy", e.Sim.Printers()[0])
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := l.Addr().(*net.TCPAddr).Port
-	if err := e.store.Update("busy", func(r *credstore.Record) error { r.Port = port; return nil }); err != nil {
+	if err := e.Store.Update("busy", func(r *credstore.Record) error { r.Port = port; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	d, _ := serviceDaemon(t, e, nil, nil)
@@ -54,8 +54,8 @@ func TestBusyPortIsRetried(t *testing.T) {
 // a name or port another printer has is refused with its name.
 func TestChangeNameAndPortWhileServing(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{})
-	addServed(t, e, "mk4", e.sim.Printers()[0])
-	addServed(t, e, "voron", e.sim.Printers()[1])
+	addServed(t, e, "mk4", e.Sim.Printers()[0])
+	addServed(t, e, "voron", e.Sim.Printers()[1])
 	d, _ := serviceDaemon(t, e, nil, nil)
 	ctl := d.Control()
 	ctx := context.Background()
@@ -84,7 +84,7 @@ func TestChangeNameAndPortWhileServing(t *testing.T) {
 		c.Close()
 		t.Errorf("the old port %s still accepts connections", oldAddr)
 	}
-	voron, _ := e.store.Get("voron")
+	voron, _ := e.Store.Get("voron")
 	if _, err := ctl.Change(ctx, "prusa", Change{Port: voron.Port}); !errors.Is(err, credstore.ErrPortTaken) || !strings.Contains(err.Error(), "voron") {
 		t.Errorf("taken port: %v", err)
 	}

@@ -91,7 +91,7 @@ func (d *Daemon) uploadViews() []uploadView {
 	for i := len(rs) - 1; i >= 0; i-- {
 		r := rs[i]
 		out = append(out, uploadView{Stored: r.Stored.Format("2006-01-02 15:04:05"), Printer: r.Printer, File: r.File,
-			Size: FormatBytes(r.Size), Error: r.Error, Kept: r.Kept, State: r.State, Status: r.Status,
+			Size: config.FormatBytes(r.Size), Error: r.Error, Kept: r.Kept, State: r.State, Status: r.Status,
 			Bad: r.State == proxy.UploadFailed || r.State == proxy.UploadInterrupted})
 	}
 	return out

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/oeproxy/oeproxy/config"
+	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/oesim"
 	"github.com/oeproxy/oeproxy/proxy"
 )
@@ -22,7 +23,7 @@ import (
 // an upload a previous run stored and never delivered is reported at start; both are counted in /metrics.
 func TestSpooledUploads(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{})
-	mk4 := e.sim.Printers()[0]
+	mk4 := e.Sim.Printers()[0]
 	addServed(t, e, "mk4", mk4)
 	spool := filepath.Join(t.TempDir(), "uploads")
 	// What a run that stopped mid-delivery leaves: the body and its record.
@@ -38,7 +39,7 @@ func TestSpooledUploads(t *testing.T) {
 	d, logs := serviceDaemon(t, e, func(c *config.Config) {
 		c.Upload.AnswerWhenStored, c.Upload.SpoolDir = true, spool
 	}, nil)
-	waitState(t, d.healthOf("mk4"), StateOnline)
+	waitState(t, d.healthOf("mk4"), health.StateOnline)
 
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)

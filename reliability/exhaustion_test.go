@@ -22,6 +22,7 @@ import (
 	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/daemon"
+	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/internal/oenet"
 	"github.com/oeproxy/oeproxy/oesim"
 )
@@ -102,7 +103,7 @@ func startDaemon(t *testing.T, backend http.Handler, mod func(*config.Config), n
 	registerSecrets(nil, logs)
 	ready := make(chan struct{})
 	d, err := daemon.New(daemon.Options{Config: c, Store: st, Transport: tr, WebSocketTransport: wstr, Logger: zap.New(core),
-		Health: daemon.HealthOptions{Interval: time.Hour, MinCheckGap: -1},
+		Health: health.Options{Interval: time.Hour, MinCheckGap: -1},
 		Ready:  func(*daemon.Daemon) { close(ready) }})
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/oeproxy/oeproxy/appapi"
+	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/daemon"
+	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/internal/bootstrap"
 	"github.com/oeproxy/oeproxy/proxy"
 )
@@ -141,7 +143,7 @@ func noneAsked(list []daemon.PrinterStatus) error {
 		return nil
 	}
 	for _, s := range list {
-		if s.State != daemon.StateUnknown || s.LastError == nil || !s.LastError.Unreachable {
+		if s.State != health.StateUnknown || s.LastError == nil || !s.LastError.Unreachable {
 			return nil
 		}
 	}
@@ -151,7 +153,7 @@ func noneAsked(list []daemon.PrinterStatus) error {
 
 // shortMeaning is a failure that is not an OctoEverywhere code, in a table cell: what happened, not the chain of
 // wrapped errors (status --json has that).
-func shortMeaning(e *daemon.StatusError) string {
+func shortMeaning(e *health.StatusError) string {
 	if e.Unreachable {
 		return "OctoEverywhere unreachable"
 	}
@@ -162,7 +164,7 @@ func limitBytes(n int64) string {
 	if n <= 0 {
 		return "-"
 	}
-	return daemon.FormatBytes(n)
+	return config.FormatBytes(n)
 }
 
 func errName(code int) string {

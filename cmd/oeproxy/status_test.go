@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/oeproxy/oeproxy/daemon"
+	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/oesim"
 	"github.com/oeproxy/oeproxy/proxy"
 )
@@ -69,14 +70,14 @@ func TestStatusStates(t *testing.T) {
 	e.link("nosupport", mk4).SetSupporter(false)
 
 	want := map[string]struct {
-		state daemon.HealthState
+		state health.State
 		code  int
 	}{
-		"online":    {daemon.StateOnline, 0},
-		"offline":   {daemon.StatePrinterOffline, 0},
-		"deleted":   {daemon.StateNeedsRelink, 603},
-		"revoked":   {daemon.StateNeedsRelink, 604},
-		"nosupport": {daemon.StateNoSupporterPerks, 605},
+		"online":    {health.StateOnline, 0},
+		"offline":   {health.StatePrinterOffline, 0},
+		"deleted":   {health.StateNeedsRelink, 603},
+		"revoked":   {health.StateNeedsRelink, 604},
+		"nosupport": {health.StateNoSupporterPerks, 605},
 	}
 	st := e.status()
 	if len(st) != len(want) {
@@ -91,7 +92,7 @@ func TestStatusStates(t *testing.T) {
 		if s.State != w.state || code != w.code || s.Daemon || s.CheckedAt == nil {
 			t.Errorf("%s: state %q code %d daemon %v, want %q %d", s.Name, s.State, code, s.Daemon, w.state, w.code)
 		}
-		if s.State == daemon.StateOnline && (!s.Online || s.LocalIP != "192.168.1.50" || s.Limits == nil || s.Limits.MaxUploadFileSizeBytes != 500<<20) {
+		if s.State == health.StateOnline && (!s.Online || s.LocalIP != "192.168.1.50" || s.Limits == nil || s.Limits.MaxUploadFileSizeBytes != 500<<20) {
 			t.Errorf("online printer: %+v", s)
 		}
 	}
@@ -137,7 +138,7 @@ func TestAppCommands(t *testing.T) {
 			}
 
 			st := e.status("mk4")
-			if len(st) != 1 || st[0].State != daemon.StateOnline || st[0].Daemon != (mode == "daemon") {
+			if len(st) != 1 || st[0].State != health.StateOnline || st[0].Daemon != (mode == "daemon") {
 				t.Fatalf("status: %+v", st)
 			}
 

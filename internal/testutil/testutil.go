@@ -1,11 +1,19 @@
 // Package testutil holds the helpers that tests of several packages share: waiting for a condition under a
-// deadline, and picking a free loopback port. It is imported only by tests.
+// deadline, picking a free loopback port, a clock that moves when told, and an observed logger. It is imported
+// only by tests, and imports nothing of oeproxy (so every package's tests may use it).
 package testutil
 
 import (
+	"fmt"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // WaitTimeout bounds WaitFor: generous, because it is a deadline for something that must happen, not a
@@ -34,4 +42,35 @@ func FreePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Clock is an injected clock that only moves when told.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a Clock at a fixed moment, so that times in failures read the same on every run.
+func NewClock() *Clock { return &Clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
+
+// Now is the clock's time (a func() time.Time for options).
+func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+// Add moves the clock forward by d.
+func (c *Clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// Observed returns a logger that keeps every entry, down to debug, for the test to read.
+func Observed() (*zap.Logger, *observer.ObservedLogs) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	return zap.New(core), logs
+}
+
+// LogText is the observed entries, one line each (level, message, fields), for failure messages and for
+// looking for secrets.
+func LogText(logs *observer.ObservedLogs) string {
+	var b strings.Builder
+	for _, e := range logs.All() {
+		fmt.Fprintf(&b, "%s %s %v\n", e.Level, e.Message, e.ContextMap())
+	}
+	return b.String()
 }

@@ -1,4 +1,4 @@
-package daemon
+package health
 
 import (
 	"context"
@@ -14,21 +14,22 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/oeproxy/oeproxy/appapi"
-	"github.com/oeproxy/oeproxy/credstore"
+	"github.com/oeproxy/oeproxy/internal/simtest"
+	"github.com/oeproxy/oeproxy/internal/testutil"
 	"github.com/oeproxy/oeproxy/oesim"
 	"github.com/oeproxy/oeproxy/proxy"
 )
 
-func newTestHealth(e *testEnv, name string, clock *fakeClock, mod func(*HealthOptions)) (*Health, *observer.ObservedLogs) {
-	log, logs := observed()
-	o := HealthOptions{Name: name, API: e.api, Store: e.store, Logger: log, Now: clock.Now, Interval: time.Minute, MinCheckGap: -1}
+func newTestHealth(e *simtest.Env, name string, clock *testutil.Clock, mod func(*Options)) (*Health, *observer.ObservedLogs) {
+	log, logs := testutil.Observed()
+	o := Options{Name: name, API: e.API, Store: e.Store, Logger: log, Now: clock.Now, Interval: time.Minute, MinCheckGap: -1}
 	if mod != nil {
 		mod(&o)
 	}
-	return NewHealth(o), logs
+	return New(o), logs
 }
 
-func (h *Health) checkCount() int { h.mu.Lock(); defer h.mu.Unlock(); return h.checks }
+func (h *Health) checkCount() int { return h.Snapshot().Checks }
 
 // transitions counts the state-change log lines.
 func transitions(logs *observer.ObservedLogs) int {
@@ -51,7 +52,7 @@ func TestHealthInfoOutcomes(t *testing.T) {
 		name    string
 		opts    oesim.Options
 		setup   func(*oesim.Connection)
-		state   HealthState
+		state   State
 		code    int // last_error code; 0: no error
 		refuses int // gate status for a plain GET; 0: admitted
 	}{
@@ -64,12 +65,12 @@ func TestHealthInfoOutcomes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newTestEnv(t, tc.opts)
-			conn, _ := e.add(t, "mk4", nil)
-			h, logs := newTestHealth(e, "mk4", newClock(), nil)
+			e := simtest.New(t, tc.opts)
+			conn, _ := e.Add(t, "mk4", nil)
+			h, logs := newTestHealth(e, "mk4", testutil.NewClock(), nil)
 			tc.setup(conn)
-			h.check(context.Background(), false)
-			h.check(context.Background(), false) // a second, identical answer logs nothing more
+			h.check(context.Background())
+			h.check(context.Background()) // a second, identical answer logs nothing more
 			s := h.Snapshot()
 			if s.State != tc.state {
 				t.Fatalf("state %q, want %q (last error %+v)", s.State, tc.state, s.LastError)
@@ -85,7 +86,7 @@ func TestHealthInfoOutcomes(t *testing.T) {
 				t.Errorf("last error code %d, want %d", gotCode, tc.code)
 			}
 			if n := transitions(logs); n != 1 {
-				t.Errorf("%d state-change log lines, want 1 (unknown → %s):\n%s", n, tc.state, logText(logs))
+				t.Errorf("%d state-change log lines, want 1 (unknown → %s):\n%s", n, tc.state, testutil.LogText(logs))
 			}
 			ref := h.Admit(get())
 			switch {
@@ -94,7 +95,7 @@ func TestHealthInfoOutcomes(t *testing.T) {
 			case tc.refuses != 0 && (ref == nil || ref.Status != tc.refuses || !strings.Contains(ref.Action, "oeproxy remove mk4 && oeproxy connect --name mk4")):
 				t.Errorf("gate answer %+v, want %d with the re-link command", ref, tc.refuses)
 			}
-			e.assertNoSecrets(t, logText(logs))
+			e.AssertNoSecrets(t, testutil.LogText(logs))
 		})
 	}
 }
@@ -127,13 +128,13 @@ func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f
 // TestHealthCheckFailures: 602 means offline; 600 and an unreachable OctoEverywhere say nothing (unknown), and do
 // not lift a confirmed needs_relink.
 func TestHealthCheckFailures(t *testing.T) {
-	e := newTestEnv(t, oesim.Options{})
-	e.add(t, "mk4", nil)
+	e := simtest.New(t, oesim.Options{})
+	e.Add(t, "mk4", nil)
 	status := 200
-	h, logs := newTestHealth(e, "mk4", newClock(), func(o *HealthOptions) { o.API = fakeAPI(t, &status) })
+	h, logs := newTestHealth(e, "mk4", testutil.NewClock(), func(o *Options) { o.API = fakeAPI(t, &status) })
 	steps := []struct {
 		status int
-		want   HealthState
+		want   State
 	}{
 		{200, StateOnline},
 		{602, StatePrinterOffline},
@@ -148,28 +149,28 @@ func TestHealthCheckFailures(t *testing.T) {
 	}
 	for i, s := range steps {
 		status = s.status
-		h.check(context.Background(), false)
+		h.check(context.Background())
 		if got := h.Snapshot().State; got != s.want {
 			t.Fatalf("step %d (answer %d): state %q, want %q", i, s.status, got, s.want)
 		}
 	}
 	if n := transitions(logs); n != 6 {
-		t.Errorf("%d state-change lines, want 6:\n%s", n, logText(logs))
+		t.Errorf("%d state-change lines, want 6:\n%s", n, testutil.LogText(logs))
 	}
 }
 
 // TestHealth606Transient is the OctoPod #696 case: the relay refuses the credential once (an OctoEverywhere
 // incident), Info still succeeds, and the next requests are accepted: nothing is condemned, no request refused.
 func TestHealth606Transient(t *testing.T) {
-	e := newTestEnv(t, oesim.Options{})
-	e.add(t, "mk4", nil)
-	clock := newClock()
+	e := simtest.New(t, oesim.Options{})
+	e.Add(t, "mk4", nil)
+	clock := testutil.NewClock()
 	h, logs := newTestHealth(e, "mk4", clock, nil)
 	hooks := h.Hooks()
-	h.check(context.Background(), false)
+	h.check(context.Background())
 
 	hooks.RelayCode(606)
-	h.check(context.Background(), false) // the check the 606 asked for: Info succeeds
+	h.check(context.Background()) // the check the 606 asked for: Info succeeds
 	hooks.RequestDone(proxy.RequestStats{Status: 200})
 	clock.Add(5 * time.Minute)
 	hooks.RelayCode(606) // a later, separate 606 opens a new suspicion, it does not complete the old one
@@ -185,24 +186,24 @@ func TestHealth606Transient(t *testing.T) {
 		t.Errorf("last error %+v, want the relay's 606", s.LastError)
 	}
 	if n := transitions(logs); n != 1 {
-		t.Errorf("%d state-change lines, want 1:\n%s", n, logText(logs))
+		t.Errorf("%d state-change lines, want 1:\n%s", n, testutil.LogText(logs))
 	}
 }
 
 // TestHealth606Confirmed: 606 keeps coming for ConfirmAfter after Info succeeded, with nothing accepted: the
 // printer needs re-linking; one probe per Interval still reaches the relay; an accepted probe recovers.
 func TestHealth606Confirmed(t *testing.T) {
-	e := newTestEnv(t, oesim.Options{})
-	e.add(t, "mk4", nil)
-	clock := newClock()
+	e := simtest.New(t, oesim.Options{})
+	e.Add(t, "mk4", nil)
+	clock := testutil.NewClock()
 	h, logs := newTestHealth(e, "mk4", clock, nil) // Interval and ConfirmAfter: 1 min
 	hooks := h.Hooks()
-	h.check(context.Background(), false)
+	h.check(context.Background())
 
 	hooks.RelayCode(606)
 	clock.Add(30 * time.Second)
 	hooks.RelayCode(606) // no Info check yet: nothing confirmed
-	h.check(context.Background(), false)
+	h.check(context.Background())
 	hooks.RequestDone(proxy.RequestStats{Status: 606}) // a 6xx is not an accepted request
 	hooks.RequestDone(proxy.RequestStats{Status: http.StatusBadGateway})
 	hooks.RelayCode(606) // 30 s after the first: still inside ConfirmAfter
@@ -218,7 +219,7 @@ func TestHealth606Confirmed(t *testing.T) {
 	if ref == nil || ref.Status != 606 || ref.Code != 606 || !strings.Contains(ref.Action, "oeproxy remove mk4 && oeproxy connect --name mk4") {
 		t.Fatalf("gate answer %+v", ref)
 	}
-	h.check(context.Background(), false) // Info succeeding does not lift it: Info does not use the relay credential
+	h.check(context.Background()) // Info succeeding does not lift it: Info does not use the relay credential
 	if h.Snapshot().State != StateNeedsRelink {
 		t.Fatal("a successful Info lifted a 606 condemnation")
 	}
@@ -237,19 +238,19 @@ func TestHealth606Confirmed(t *testing.T) {
 		t.Fatalf("gate still refuses after recovery: %+v", ref)
 	}
 	if n := transitions(logs); n != 3 {
-		t.Errorf("%d state-change lines, want 3 (unknown→online→needs_relink→online):\n%s", n, logText(logs))
+		t.Errorf("%d state-change lines, want 3 (unknown→online→needs_relink→online):\n%s", n, testutil.LogText(logs))
 	}
 }
 
 // TestHealth606WithoutInfo: when Info cannot confirm the connection, relay 606s never condemn it.
 func TestHealth606WithoutInfo(t *testing.T) {
-	e := newTestEnv(t, oesim.Options{})
-	e.add(t, "mk4", nil)
+	e := simtest.New(t, oesim.Options{})
+	e.Add(t, "mk4", nil)
 	status := 600
-	clock := newClock()
-	h, _ := newTestHealth(e, "mk4", clock, func(o *HealthOptions) { o.API = fakeAPI(t, &status) })
+	clock := testutil.NewClock()
+	h, _ := newTestHealth(e, "mk4", clock, func(o *Options) { o.API = fakeAPI(t, &status) })
 	h.NoteRelayCode(606)
-	h.check(context.Background(), false)
+	h.check(context.Background())
 	clock.Add(time.Hour)
 	h.NoteRelayCode(606)
 	if s := h.Snapshot().State; s != StateUnknown {
@@ -258,14 +259,14 @@ func TestHealth606WithoutInfo(t *testing.T) {
 }
 
 func TestHealthUploadLimit(t *testing.T) {
-	e := newTestEnv(t, oesim.Options{})
-	conn, _ := e.add(t, "mk4", nil)
+	e := simtest.New(t, oesim.Options{})
+	conn, _ := e.Add(t, "mk4", nil)
 	conn.SetLimits(oesim.Limits{MaxUploadFileSizeBytes: 1000, MaxDownloadFileSizeBytes: 5000, MaxSingleWebcamStreamLength: 30 * time.Second})
-	h, _ := newTestHealth(e, "mk4", newClock(), nil)
+	h, _ := newTestHealth(e, "mk4", testutil.NewClock(), nil)
 	if ref := h.Admit(upload(1 << 40)); ref != nil {
 		t.Fatalf("refused before the limits were known: %+v", ref)
 	}
-	h.check(context.Background(), false)
+	h.check(context.Background())
 	for _, n := range []int64{-1, 0, 999, 1000} {
 		if ref := h.Admit(upload(n)); ref != nil {
 			t.Errorf("Content-Length %d refused: %+v", n, ref)
@@ -281,93 +282,25 @@ func TestHealthUploadLimit(t *testing.T) {
 	}
 }
 
-// TestHealthWebhookRenewal: a webhook set 150 days ago is set again with the same URL and events, and its date
-// recorded; a failed renewal warns, and is retried only after RenewRetry.
-func TestHealthWebhookRenewal(t *testing.T) {
-	e := newTestEnv(t, oesim.Options{})
-	clock := newClock()
-	conn, _ := e.add(t, "mk4", nil)
-	const hook = "https://hooks.example.com/oe?key=webhook-secret"
-	setAt := clock.Now().Add(-149 * 24 * time.Hour)
-	if err := e.store.Update("mk4", func(r *credstore.Record) error {
-		r.WebhookURL, r.WebhookEvents, r.WebhookSetAt = hook, []int{2, 3}, setAt
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	h, logs := newTestHealth(e, "mk4", clock, nil)
-	h.check(context.Background(), true)
-	if u, _, _ := conn.Webhook(); u != "" {
-		t.Fatal("renewed a webhook younger than 150 days")
-	}
-	clock.Add(2 * 24 * time.Hour)
-	h.check(context.Background(), true)
-	u, filter, _ := conn.Webhook()
-	if u != hook || len(filter) != 2 || filter[0] != 2 || filter[1] != 3 {
-		t.Fatalf("sim webhook %q %v after renewal", u, filter)
-	}
-	rec, _ := e.store.Get("mk4")
-	if !rec.WebhookSetAt.Equal(clock.Now()) {
-		t.Errorf("recorded set time %v, want %v", rec.WebhookSetAt, clock.Now())
-	}
-	if logs.FilterMessage("webhook renewed").Len() != 1 {
-		t.Errorf("no renewal log line:\n%s", logText(logs))
-	}
-
-	// Failure: OctoEverywhere refuses (the connection was revoked).
-	clock.Add(151 * 24 * time.Hour)
-	conn.Revoke()
-	h.check(context.Background(), true)
-	h.check(context.Background(), true) // within RenewRetry: not tried again
-	warns := logs.FilterMessageSnippet("webhook renewal failed")
-	if warns.Len() != 1 {
-		t.Fatalf("%d renewal warnings, want 1:\n%s", warns.Len(), logText(logs))
-	}
-	if !h.Snapshot().RenewFailed {
-		t.Error("snapshot does not say the renewal failed")
-	}
-	clock.Add(DefaultRenewRetry)
-	h.check(context.Background(), true)
-	if n := logs.FilterMessageSnippet("webhook renewal failed").Len(); n != 2 {
-		t.Errorf("%d renewal warnings after RenewRetry, want 2", n)
-	}
-	if rec2, _ := e.store.Get("mk4"); !rec2.WebhookSetAt.Equal(rec.WebhookSetAt) {
-		t.Error("a failed renewal changed the recorded date")
-	}
-	text := logText(logs)
-	if strings.Contains(text, "webhook-secret") {
-		t.Error("the webhook URL (it may hold a secret) reached the log")
-	}
-	e.assertNoSecrets(t, text)
-}
-
 // TestHealthRun: Run checks at once, again soon after a relay 6xx, and stops with its context.
 func TestHealthRun(t *testing.T) {
-	e := newTestEnv(t, oesim.Options{})
-	e.add(t, "mk4", nil)
-	h, _ := newTestHealth(e, "mk4", newClock(), func(o *HealthOptions) { o.Interval = time.Hour })
+	e := simtest.New(t, oesim.Options{})
+	e.Add(t, "mk4", nil)
+	h, _ := newTestHealth(e, "mk4", testutil.NewClock(), func(o *Options) { o.Interval = time.Hour })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); h.Run(ctx) }()
-	waitFor(t, "the first check", func() bool { return h.checkCount() >= 1 })
+	testutil.WaitFor(t, "the first check", func() bool { return h.checkCount() >= 1 })
 	h.NoteRelayCode(601)
-	waitFor(t, "the check after a 601", func() bool { return h.checkCount() >= 2 })
+	testutil.WaitFor(t, "the check after a 601", func() bool { return h.checkCount() >= 2 })
 	cancel()
 	<-done
 
 	// Refresh (oeproxy status) checks even within MinCheckGap: the user asked now.
-	g, _ := newTestHealth(e, "mk4", newClock(), func(o *HealthOptions) { o.MinCheckGap = time.Hour })
+	g, _ := newTestHealth(e, "mk4", testutil.NewClock(), func(o *Options) { o.MinCheckGap = time.Hour })
 	g.Refresh(context.Background())
 	g.Refresh(context.Background())
 	if n := g.checkCount(); n != 2 {
 		t.Errorf("Refresh checked %d times, want 2", n)
-	}
-}
-
-func TestFormatBytes(t *testing.T) {
-	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1 KiB", 1536: "1.5 KiB", 524288000: "500 MiB", 104857600: "100 MiB", 3 << 30: "3 GiB"} {
-		if got := FormatBytes(n); got != want {
-			t.Errorf("FormatBytes(%d) = %q, want %q", n, got, want)
-		}
 	}
 }
