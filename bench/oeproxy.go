@@ -92,6 +92,9 @@ func NewOEProxy(ctx context.Context, bin string, e *Env) (*OEProxy, error) {
 		"OEPROXY_LISTEN_PORT_BASE="+strconv.Itoa(port),
 		"OEPROXY_LOG_FORMAT=json",
 		"OEPROXY_LOG_LEVEL=info",
+		// As many client connections as nginx's worker_connections and HAProxy's maxconn here: the default 256
+		// held the idle-WebSocket group's connections beyond it in the backlog, and the group waited for good.
+		"OEPROXY_LISTEN_MAX_CONNECTIONS=8192",
 	)
 	cmd := exec.CommandContext(ctx, bin, "connect", "--completion-url", "-", "--name", "bench", "--port", strconv.Itoa(port))
 	cmd.Env = o.env
