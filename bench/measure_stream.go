@@ -114,16 +114,19 @@ func idleWebSockets(ctx context.Context, p *Path, n int, settle time.Duration) (
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
+	// A proxy that stops accepting (a connection cap) fails the group instead of hanging the bench.
+	openCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
 	for i := range n {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := dialWS(ctx, p, "/ws/echo")
+			c, err := dialWS(openCtx, p, "/ws/echo")
 			if err == nil {
-				if err = c.Write(ctx, websocket.MessageText, []byte("hi")); err == nil {
-					_, _, err = c.Read(ctx)
+				if err = c.Write(openCtx, websocket.MessageText, []byte("hi")); err == nil {
+					_, _, err = c.Read(openCtx)
 				}
 			}
 			mu.Lock()

@@ -95,6 +95,9 @@ func NewOEProxy(ctx context.Context, bin string, e *Env) (*OEProxy, error) {
 		// Slicer uploads (POST /api/files/local) are answered once stored, then passed on (the WAN group's
 		// low-speed client). The bench's other uploads go to /upload, which the spool never takes.
 		"OEPROXY_UPLOAD_ANSWER_WHEN_STORED=true",
+		// As many client connections as nginx's worker_connections and HAProxy's maxconn here: the default 256
+		// held the idle-WebSocket group's connections beyond it in the backlog, and the group waited for good.
+		"OEPROXY_LISTEN_MAX_CONNECTIONS=8192",
 	)
 	cmd := exec.CommandContext(ctx, bin, "connect", "--completion-url", "-", "--name", "bench", "--port", strconv.Itoa(port))
 	cmd.Env = o.env

@@ -176,13 +176,14 @@ func (m *Metrics) hooks(name string, next proxy.Hooks) proxy.Hooks {
 	c := m.counters(name)
 	ws, st := m.websockets.WithLabelValues(name), m.streams.WithLabelValues(name)
 	in, out := m.bytesIn.WithLabelValues(name), m.bytesOut.WithLabelValues(name)
+	reqs := &requestSeries{vec: m.requests, printer: name}
 	return proxy.Hooks{
 		RequestDone: func(s proxy.RequestStats) {
 			route := s.Route
 			if route == "" {
 				route = "relay"
 			}
-			m.requests.WithLabelValues(name, route, statusClass(s.Status)).Inc()
+			reqs.get(route, s.Status).Inc()
 			in.Add(float64(s.BytesIn))
 			out.Add(float64(s.BytesOut))
 			c.requests.Add(1)
@@ -221,6 +222,36 @@ func gauge(g prometheus.Gauge, n *atomic.Int64, open bool) {
 	}
 	g.Dec()
 	n.Add(-1)
+}
+
+// requestSeries finds one printer's oeproxy_requests_total child for a route and status once, on first use (a
+// series appears when it is first counted, as before), and then without WithLabelValues: per request that built
+// a label slice and a class string on the heap and hashed three labels under the vector's lock.
+type requestSeries struct {
+	vec     *prometheus.CounterVec
+	printer string
+	cache   [2][7]counterOnce // relay, lan × status/100 (0 for none, 1..6)
+}
+
+func (r *requestSeries) get(route string, status int) prometheus.Counter {
+	ri, ci := -1, 0
+	switch route {
+	case "relay":
+		ri = 0
+	case "lan":
+		ri = 1
+	}
+	if status >= 100 && status <= 699 {
+		ci = status / 100
+	}
+	if ri < 0 {
+		return r.vec.WithLabelValues(r.printer, route, statusClass(status))
+	}
+	c := &r.cache[ri][ci]
+	if p := c.p.Load(); p != nil {
+		return *p
+	}
+	return c.get(r.vec, r.printer, route, statusClass(status))
 }
 
 func statusClass(status int) string {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -176,17 +177,44 @@ func (d *Daemon) routeMetrics() *routing {
 	return rt
 }
 
+// counterOnce keeps a vector's child once it was first looked up.
+type counterOnce struct {
+	p atomic.Pointer[prometheus.Counter]
+}
+
+func (c *counterOnce) get(vec *prometheus.CounterVec, a, b, d string) prometheus.Counter {
+	if p := c.p.Load(); p != nil {
+		return *p
+	}
+	n := vec.WithLabelValues(a, b, d)
+	c.p.Store(&n)
+	return n
+}
+
 // routeHooks counts body bytes per route, then calls next.
 func (d *Daemon) routeHooks(name string, next proxy.Hooks) proxy.Hooks {
 	m := d.routeMetrics()
 	done := next.RequestDone
+	// The children for the two routes are looked up on first use and kept, not per request (WithLabelValues built
+	// a label slice on the heap and hashed three labels under the vector's lock, twice per request); a series
+	// still appears when its route is first used.
+	var relayIn, relayOut, lanIn, lanOut counterOnce
 	next.RequestDone = func(s proxy.RequestStats) {
 		r := s.Route
 		if r == "" {
 			r = string(route.Relay)
 		}
-		m.bytes.WithLabelValues(name, r, "in").Add(float64(s.BytesIn))
-		m.bytes.WithLabelValues(name, r, "out").Add(float64(s.BytesOut))
+		var in, out prometheus.Counter
+		switch r {
+		case string(route.Relay):
+			in, out = relayIn.get(m.bytes, name, r, "in"), relayOut.get(m.bytes, name, r, "out")
+		case string(route.LAN):
+			in, out = lanIn.get(m.bytes, name, r, "in"), lanOut.get(m.bytes, name, r, "out")
+		default:
+			in, out = m.bytes.WithLabelValues(name, r, "in"), m.bytes.WithLabelValues(name, r, "out")
+		}
+		in.Add(float64(s.BytesIn))
+		out.Add(float64(s.BytesOut))
 		if done != nil {
 			done(s)
 		}
