@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"image/jpeg"
 	"io"
 	"mime/multipart"
 	"net"
@@ -283,28 +282,7 @@ func TestFrontWebcamShared(t *testing.T) {
 	defer hub.Close()
 	e, p := startFrontSim(t, func(o *Options) { o.Webcams = hub })
 	e.conn.SetLimits(oesim.Limits{MaxSingleWebcamStreamLength: 700 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	var frames [3]atomic.Int64
-	failed := make(chan string, len(frames))
-	for i := range frames {
-		go readMJPEG(ctx, t, e.url("/webcam/?action=stream"), &frames[i], failed)
-		waitFor(t, func() bool { return frames[i].Load() > 0 })
-	}
-	resp, body := do(t, localClient(), newReq(t, "GET", e.url("/webcam/?action=snapshot"), nil))
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/jpeg" {
-		t.Errorf("snapshot: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
-	} else if _, err := jpeg.Decode(bytes.NewReader(body)); err != nil {
-		t.Errorf("snapshot is not a JPEG: %v", err)
-	}
-	waitFor(t, func() bool { return continued.Load() >= 1 })
-	before := frames[2].Load()
-	waitFor(t, func() bool { return frames[2].Load() > before+2 })
-	cancel()
-	for range frames {
-		if msg := <-failed; msg != "" {
-			t.Error(msg)
-		}
-	}
+	watchAcrossCuts(t, e, &continued, 1)
 	streams, snapshots := 0, 0
 	for _, c := range p.Plugin().Commands() {
 		switch c {

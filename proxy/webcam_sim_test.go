@@ -73,28 +73,7 @@ func TestWebcamSharedAndContinuedThroughRelay(t *testing.T) {
 	e := startSim(t, nil, func(o *Options, _ *Printer) { o.Webcams = hub })
 	e.conn.SetLimits(oesim.Limits{MaxSingleWebcamStreamLength: 700 * time.Millisecond})
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var frames [3]atomic.Int64
-	failed := make(chan string, 3)
-	for i := range frames {
-		go readMJPEG(ctx, t, e.url("/webcam/?action=stream"), &frames[i], failed)
-		waitFor(t, func() bool { return frames[i].Load() > 0 })
-	}
-	resp, body := do(t, localClient(), newReq(t, "GET", e.url("/webcam/?action=snapshot"), nil))
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/jpeg" {
-		t.Errorf("snapshot: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
-	} else if _, err := jpeg.Decode(bytes.NewReader(body)); err != nil {
-		t.Errorf("snapshot is not a JPEG: %v", err)
-	}
-	waitFor(t, func() bool { return continued.Load() >= 2 })
-	before := frames[2].Load()
-	waitFor(t, func() bool { return frames[2].Load() > before+2 })
-	cancel()
-	for range frames {
-		if msg := <-failed; msg != "" {
-			t.Error(msg)
-		}
-	}
+	frames := watchAcrossCuts(t, e, &continued, 2)
 	streams, snapshots := 0, 0
 	for _, rq := range e.conn.Requests() {
 		switch {
@@ -105,7 +84,7 @@ func TestWebcamSharedAndContinuedThroughRelay(t *testing.T) {
 		}
 	}
 	c := int(continued.Load())
-	t.Logf("3 viewers: %d relay stream requests, %d continuations, frames %d/%d/%d", streams, c, frames[0].Load(), frames[1].Load(), frames[2].Load())
+	t.Logf("3 viewers: %d relay stream requests, %d continuations, frames %d/%d/%d", streams, c, frames[0], frames[1], frames[2])
 	if streams > c+1 {
 		t.Errorf("%d relay stream requests for 3 viewers and %d cuts: want %d", streams, c, c+1)
 	}
@@ -187,4 +166,34 @@ func TestLocalWebcamURL(t *testing.T) {
 			t.Errorf("localWebcamURL(%q) = %q, %v; want %q", raw, got, ok, want)
 		}
 	}
+}
+
+// watchAcrossCuts has three viewers watch e's /webcam/ stream until the hub continued it at least cuts times and
+// the last viewer got frames after that, checks a snapshot taken meanwhile (a whole JPEG) and every viewer's parts,
+// and returns the frames each viewer got.
+func watchAcrossCuts(t *testing.T, e *simEnv, continued *atomic.Int64, cuts int64) [3]int64 {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var frames [3]atomic.Int64
+	failed := make(chan string, len(frames))
+	for i := range frames {
+		go readMJPEG(ctx, t, e.url("/webcam/?action=stream"), &frames[i], failed)
+		waitFor(t, func() bool { return frames[i].Load() > 0 })
+	}
+	resp, body := do(t, localClient(), newReq(t, "GET", e.url("/webcam/?action=snapshot"), nil))
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/jpeg" {
+		t.Errorf("snapshot: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	} else if _, err := jpeg.Decode(bytes.NewReader(body)); err != nil {
+		t.Errorf("snapshot is not a JPEG: %v", err)
+	}
+	waitFor(t, func() bool { return continued.Load() >= cuts })
+	before := frames[2].Load()
+	waitFor(t, func() bool { return frames[2].Load() > before+2 })
+	cancel()
+	for range frames {
+		if msg := <-failed; msg != "" {
+			t.Error(msg)
+		}
+	}
+	return [3]int64{frames[0].Load(), frames[1].Load(), frames[2].Load()}
 }
