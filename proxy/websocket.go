@@ -219,9 +219,15 @@ func (h *Handler) runSession(client, relay *websocket.Conn, clientRaw net.Conn) 
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); s.pump(ctx, relay, client, endClientClosed, endClientLost, endRelayLost) }()
+	// The pumps read and write without a context that can end: they end when end closes the connections under
+	// them. With a cancellable context coder/websocket registers a context.AfterFunc for every read and write,
+	// which an idle session keeps allocated on both sides while it waits (benchprof -mode ws).
+	go func() {
+		defer wg.Done()
+		s.pump(context.Background(), relay, client, endClientClosed, endClientLost, endRelayLost)
+	}()
 	stopPings := s.startKeepAlive(ctx)
-	s.pump(ctx, client, relay, endRelayClosed, endRelayLost, endClientLost)
+	s.pump(context.Background(), client, relay, endRelayClosed, endRelayLost, endClientLost)
 	<-s.closed
 	cancel()
 	stopPings()
