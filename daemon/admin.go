@@ -25,6 +25,7 @@ import (
 
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/config"
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/portalflow"
@@ -73,8 +74,8 @@ const AdminLoginFile = "admin-login"
 // reads printers through it, never through the store), plus StatusNow, the health the daemon knows without a
 // new Info call per page load. Printers implements it.
 type adminControl interface {
-	Control
-	StatusNow(ctx context.Context, name string) ([]PrinterStatus, error)
+	control.Control
+	StatusNow(ctx context.Context, name string) ([]control.PrinterStatus, error)
 }
 
 type admin struct {
@@ -419,7 +420,7 @@ type messageView struct {
 }
 
 func (a *admin) fail(w http.ResponseWriter, title string, err error) {
-	_, status := kindsOf(err)
+	status := control.HTTPStatus(err)
 	a.render(w, status, "message", messageView{Title: title, Error: err.Error()})
 }
 
@@ -484,7 +485,7 @@ func (a *admin) index(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, "The printers could not be read", err)
 		return
 	}
-	byName := make(map[string]*PrinterStatus, len(statuses))
+	byName := make(map[string]*control.PrinterStatus, len(statuses))
 	for i := range statuses {
 		byName[statuses[i].Name] = &statuses[i]
 	}
@@ -510,7 +511,7 @@ func (a *admin) index(w http.ResponseWriter, r *http.Request) {
 
 // printerView builds what the page shows of one printer from its public record, the health the daemon knows
 // (st; nil or not Daemon: not served) and its traffic only.
-func (a *admin) printerView(pub credstore.PublicRecord, st *PrinterStatus, listenHost, adminHost string) printerView {
+func (a *admin) printerView(pub credstore.PublicRecord, st *control.PrinterStatus, listenHost, adminHost string) printerView {
 	if ip := net.ParseIP(strings.Trim(listenHost, "[]")); listenHost == "" || (ip != nil && ip.IsUnspecified()) {
 		// Bound to every address: link through the name the browser used for this page.
 		name := adminHost
@@ -576,14 +577,14 @@ func limitSeconds(n int64) string {
 func (a *admin) connect(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimSpace(r.PostForm.Get("name"))
 	if name != "" && name != credstore.Slug(name) {
-		a.fail(w, "Not connected", fmt.Errorf("%w: name %q may use only lower-case letters, digits and '-' (try %q)", ErrInvalid, name, credstore.Slug(name)))
+		a.fail(w, "Not connected", fmt.Errorf("%w: name %q may use only lower-case letters, digits and '-' (try %q)", control.ErrInvalid, name, credstore.Slug(name)))
 		return
 	}
 	port := 0
 	if p := strings.TrimSpace(r.PostForm.Get("port")); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 65535 {
-			a.fail(w, "Not connected", fmt.Errorf("%w: port %q is not a TCP port (1..65535); leave it empty for the next free one", ErrInvalid, p))
+			a.fail(w, "Not connected", fmt.Errorf("%w: port %q is not a TCP port (1..65535); leave it empty for the next free one", control.ErrInvalid, p))
 			return
 		}
 		port = n
@@ -603,7 +604,7 @@ func (a *admin) connect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cfg := a.d.cfg()
-	req := AddRequest{Name: name, Port: port}
+	req := control.AddRequest{Name: name, Port: port}
 	shown := make(chan string, 1)
 	ended := make(chan error, 1)
 	var p *pendingConnect
@@ -695,7 +696,7 @@ func (a *admin) publicRecord(ctx context.Context, name string) (credstore.Public
 	if _, err := a.c.StatusNow(ctx, name); err != nil {
 		return credstore.PublicRecord{}, err
 	}
-	return credstore.PublicRecord{}, fmt.Errorf("%w: no printer named %q", ErrNotFound, name)
+	return credstore.PublicRecord{}, fmt.Errorf("%w: no printer named %q", control.ErrNotFound, name)
 }
 
 func (a *admin) confirmRemove(w http.ResponseWriter, r *http.Request) {
@@ -725,7 +726,7 @@ func (a *admin) liveLink(w http.ResponseWriter, r *http.Request) {
 	if h := strings.TrimSpace(r.PostForm.Get("hours")); h != "" && !req.UntilPrintDone {
 		n, err := strconv.Atoi(h)
 		if err != nil || n < 1 || n > 17520 {
-			a.fail(w, "No Live Link created", fmt.Errorf("%w: hours %q: give 1 to 17520", ErrInvalid, h))
+			a.fail(w, "No Live Link created", fmt.Errorf("%w: hours %q: give 1 to 17520", control.ErrInvalid, h))
 			return
 		}
 		req.Hours = n

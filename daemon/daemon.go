@@ -16,6 +16,7 @@ import (
 
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/config"
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/mqttbridge"
@@ -127,10 +128,10 @@ func New(o Options) (*Daemon, error) {
 }
 
 // Control is the daemon's Control (the same one the socket serves).
-func (d *Daemon) Control() Control { return d.control }
+func (d *Daemon) Control() control.Control { return d.control }
 
 // SocketPath is where the control socket lives.
-func (d *Daemon) SocketPath() string { return SocketPath(d.o.Config.DataDir) }
+func (d *Daemon) SocketPath() string { return control.SocketPath(d.o.Config.DataDir) }
 
 // PrinterAddr returns the address a printer's listener is bound to ("" when not serving).
 func (d *Daemon) PrinterAddr(name string) string {
@@ -156,11 +157,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Info("using OctoEverywhere's public test App ID devtest", zap.String("key", "octoeverywhere.app_id"))
 	}
 
-	ctl, err := ListenControl(d.SocketPath())
+	ctl, err := control.Listen(d.SocketPath())
 	if err != nil {
 		return err
 	}
-	ctlSrv := &http.Server{Handler: ControlHandler(d.control), ReadHeaderTimeout: 10 * time.Second}
+	ctlSrv := &http.Server{Handler: control.Handler(d.control), ReadHeaderTimeout: 10 * time.Second}
 
 	admin, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
