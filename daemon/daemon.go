@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/oeproxy/oeproxy/admin"
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/control"
@@ -60,11 +61,11 @@ type Daemon struct {
 
 	adminAddr string
 
-	// Service parts: metrics.go, reload.go, admin.go.
+	// Service parts: metrics.go, reload.go, adminpage.go.
 	metrics  *Metrics
 	live     atomic.Pointer[config.Config] // the configuration in effect after Reload (nil: Options.Config)
 	reloadMu sync.Mutex
-	admin    *admin
+	admin    *admin.Page
 
 	// connBudget is shared by every printer listener (newConnBudget; nil: no limit).
 	connBudget chan struct{}
@@ -163,14 +164,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	ctlSrv := &http.Server{Handler: control.Handler(d.control), ReadHeaderTimeout: 10 * time.Second}
 
-	admin, err := net.Listen("tcp", cfg.Admin.Listen)
+	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
 		ctl.Close()
 		return fmt.Errorf("admin listener %s: %w (set admin.listen to a free address)", cfg.Admin.Listen, err)
 	}
-	d.adminAddr = admin.Addr().String()
-	adminSrv := &http.Server{Handler: d.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
-	d.goServe("admin", func() error { return adminSrv.Serve(admin) })
+	d.adminAddr = adminLn.Addr().String()
+	adminSrv := &http.Server{Handler: d.adminPage(), ReadHeaderTimeout: 10 * time.Second}
+	d.goServe("admin", func() error { return adminSrv.Serve(adminLn) })
 
 	if err := d.openUploads(cfg.Upload); err != nil {
 		ctl.Close()
@@ -227,7 +228,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.closeUploads(grace)
 	_ = ctlSrv.Shutdown(grace)
 	_ = adminSrv.Shutdown(grace)
-	d.admin.close()
+	d.admin.Close()
 	d.wg.Wait()
 	d.routing.close()
 	d.log.Info("oeproxy stopped")
