@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/internal/testutil"
 
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/oesim"
 )
 
