@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/oeproxy/oeproxy/admin"
 	"github.com/oeproxy/oeproxy/config"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/health"
@@ -535,14 +536,14 @@ func TestAdminPprofOnlyWithEnv(t *testing.T) {
 	e := newTestEnv(t, oesim.Options{})
 	off, _ := serviceDaemon(t, e, nil, nil)
 	if r := newBrowser(t, off).do(http.MethodGet, "/debug/pprof/", nil, nil); r.status != http.StatusNotFound {
-		t.Errorf("pprof without %s: %d", envPprof, r.status)
+		t.Errorf("pprof without %s: %d", admin.EnvPprof, r.status)
 	}
-	t.Setenv(envPprof, "1")
+	t.Setenv(admin.EnvPprof, "1")
 	e2 := newTestEnv(t, oesim.Options{})
 	on, _ := serviceDaemon(t, e2, nil, nil)
 	b := newBrowser(t, on)
 	if r := b.do(http.MethodGet, "/debug/pprof/", nil, nil); r.status != 200 || !strings.Contains(r.body, "goroutine") {
-		t.Errorf("pprof with %s=1: %d", envPprof, r.status)
+		t.Errorf("pprof with %s=1: %d", admin.EnvPprof, r.status)
 	}
 	if r := b.do(http.MethodGet, "/debug/pprof/", nil, func(r *http.Request) { r.Host = "evil.example" }); r.status != http.StatusMisdirectedRequest {
 		t.Errorf("pprof for another Host: %d", r.status)
@@ -574,7 +575,7 @@ func TestAdminNeedsLogin(t *testing.T) {
 	// A cookie the daemon never issued is no session.
 	forged := newAnonBrowser(t, d)
 	if r := forged.do(http.MethodGet, "/", nil, func(r *http.Request) {
-		r.AddCookie(&http.Cookie{Name: sessionCookie, Value: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
+		r.AddCookie(&http.Cookie{Name: admin.SessionCookie, Value: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
 	}); r.status != http.StatusUnauthorized {
 		t.Errorf("GET / with a forged cookie: %d", r.status)
 	}
@@ -591,7 +592,7 @@ func TestAdminNeedsLogin(t *testing.T) {
 	}
 
 	// The login file holds the current URL, readable by its owner only.
-	file := filepath.Join(d.o.Config.DataDir, AdminLoginFile)
+	file := filepath.Join(d.o.Config.DataDir, admin.LoginFile)
 	fi, err := os.Lstat(file)
 	if err != nil {
 		t.Fatal(err)
@@ -607,7 +608,7 @@ func TestAdminNeedsLogin(t *testing.T) {
 	owner := newAnonBrowser(t, d)
 	r := owner.login(first)
 	c := r.header.Get("Set-Cookie")
-	for _, want := range []string{sessionCookie + "=", "HttpOnly", "SameSite=Strict", "Path=/"} {
+	for _, want := range []string{admin.SessionCookie + "=", "HttpOnly", "SameSite=Strict", "Path=/"} {
 		if !strings.Contains(c, want) {
 			t.Errorf("session cookie %q lacks %s", c, want)
 		}
@@ -633,13 +634,13 @@ func TestAdminPendingLimitIsPerSession(t *testing.T) {
 	d, _ := serviceDaemon(t, e, nil, nil)
 	a := newBrowser(t, d)
 	_, tok := a.page()
-	for i := range maxPendingConnects {
+	for i := range admin.MaxPendingConnects {
 		if r := a.do(http.MethodPost, "/connect", url.Values{"csrf": {tok}}, nil); r.status != http.StatusSeeOther {
 			t.Fatalf("connect %d: %d %s", i+1, r.status, r.body)
 		}
 	}
 	if r := a.do(http.MethodPost, "/connect", url.Values{"csrf": {tok}}, nil); r.status != http.StatusTooManyRequests {
-		t.Errorf("connect %d of one session: %d", maxPendingConnects+1, r.status)
+		t.Errorf("connect %d of one session: %d", admin.MaxPendingConnects+1, r.status)
 	}
 	b := newBrowser(t, d)
 	_, btok := b.page()

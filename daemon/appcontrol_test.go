@@ -14,28 +14,29 @@ import (
 	"time"
 
 	"github.com/oeproxy/oeproxy/appapi"
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/oesim"
 )
 
 // serveControl serves c on a control socket and returns a client of it.
-func serveControl(t *testing.T, c Control) *ControlClient {
+func serveControl(t *testing.T, c control.Control) *control.Client {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "oectl") // short: unix socket paths are limited to about 100 bytes
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	l, err := ListenControl(filepath.Join(dir, SocketName))
+	l, err := control.Listen(filepath.Join(dir, control.SocketName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: ControlHandler(c), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: control.Handler(c), ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(l) }()
 	t.Cleanup(func() { srv.Close(); <-done })
-	cl, err := DialControl(context.Background(), filepath.Join(dir, SocketName))
+	cl, err := control.Dial(context.Background(), filepath.Join(dir, control.SocketName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func TestAppControl(t *testing.T) {
 				Printers: []oesim.PrinterOptions{{Name: "Prusa MK4", Kind: oesim.KindOctoPrint, LocalIP: "192.168.1.50"}}})
 			conn, _ := e.Add(t, "mk4", nil)
 			p := &Printers{Store: e.Store, API: e.API, RelayDomain: e.Sim.Domain}
-			var ctl Control = p
+			var ctl control.Control = p
 			if mode == "socket" {
 				ctl = serveControl(t, p)
 			}
@@ -84,7 +85,7 @@ func TestAppControl(t *testing.T) {
 				s.Limits == nil || s.Limits.MaxUploadFileSizeBytes != 500<<20 || s.CheckedAt == nil || s.Daemon || s.LastError != nil {
 				t.Errorf("status %+v", s)
 			}
-			if _, err := ctl.Status(ctx, "nope"); !errors.Is(err, ErrNotFound) && !errors.Is(err, credstore.ErrNotFound) {
+			if _, err := ctl.Status(ctx, "nope"); !errors.Is(err, control.ErrNotFound) && !errors.Is(err, credstore.ErrNotFound) {
 				t.Errorf("status of an unknown printer: %v", err)
 			}
 
@@ -201,7 +202,7 @@ func TestAppControlNoAPI(t *testing.T) {
 
 // TestPrinterStatusJSON pins the documented keys of `oeproxy status --json`.
 func TestPrinterStatusJSON(t *testing.T) {
-	b, err := json.Marshal(PrinterStatus{Limits: &appapi.Limits{}, LastError: &health.StatusError{}})
+	b, err := json.Marshal(control.PrinterStatus{Limits: &appapi.Limits{}, LastError: &health.StatusError{}})
 	if err != nil {
 		t.Fatal(err)
 	}

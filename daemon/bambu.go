@@ -3,10 +3,8 @@ package daemon
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
 
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/front"
 	"github.com/oeproxy/oeproxy/mqttbridge"
@@ -30,26 +29,12 @@ import (
 // MQTTPortBase is the first port handed to a printer's MQTT bridge: MQTT's own 1883, then up.
 const MQTTPortBase = 1883
 
-// MQTTControl turns a printer's MQTT bridge on or off.
-type MQTTControl interface {
-	SetMQTT(ctx context.Context, name string, req MQTTRequest) (credstore.PublicRecord, error)
-}
-
-// MQTTRequest is `oeproxy mqtt enable|disable`.
-type MQTTRequest struct {
-	Enable bool `json:"enable"`
-	// Port is the MQTT port; 0: the printer's, or the next free one from MQTTPortBase.
-	Port int `json:"port,omitempty"`
-	// TLS makes the port speak TLS with a self-signed certificate (for clients that insist on TLS).
-	TLS bool `json:"tls,omitempty"`
-}
-
 // preparePlatform decides the new record's platform (the request's, else what the plugin reports), gives a
 // printer that needs the OctoPrint front its key, and a Bambu printer an MQTT port.
-func (p *Printers) preparePlatform(ctx context.Context, rec *credstore.Record, req AddRequest, existing []credstore.Record) error {
+func (p *Printers) preparePlatform(ctx context.Context, rec *credstore.Record, req control.AddRequest, existing []credstore.Record) error {
 	platform := strings.ToLower(strings.TrimSpace(req.Platform))
 	if platform != "" && !slices.Contains(credstore.Platforms, platform) {
-		return fmt.Errorf("%w: platform %q is not one of %s", ErrInvalid, req.Platform, strings.Join(credstore.Platforms, ", "))
+		return fmt.Errorf("%w: platform %q is not one of %s", control.ErrInvalid, req.Platform, strings.Join(credstore.Platforms, ", "))
 	}
 	if platform == "" && p.DetectPlatform != nil {
 		dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -162,12 +147,12 @@ func (p *Printers) freePortFrom(base int, existing []credstore.Record, also int)
 }
 
 // SetMQTT implements MQTTControl.
-func (p *Printers) SetMQTT(_ context.Context, name string, req MQTTRequest) (credstore.PublicRecord, error) {
+func (p *Printers) SetMQTT(_ context.Context, name string, req control.MQTTRequest) (credstore.PublicRecord, error) {
 	enable, port := req.Enable, req.Port
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if port < 0 || port > 65535 {
-		return credstore.PublicRecord{}, fmt.Errorf("%w: port %d is not a TCP port", ErrInvalid, port)
+		return credstore.PublicRecord{}, fmt.Errorf("%w: port %d is not a TCP port", control.ErrInvalid, port)
 	}
 	existing, err := p.Store.List()
 	if err != nil {
@@ -199,24 +184,6 @@ func (p *Printers) SetMQTT(_ context.Context, name string, req MQTTRequest) (cre
 		}
 	}
 	return rec.PublicWithHost(p.ListenHost), nil
-}
-
-// SetMQTT implements MQTTControl over the socket.
-func (c *ControlClient) SetMQTT(ctx context.Context, name string, req MQTTRequest) (credstore.PublicRecord, error) {
-	var out credstore.PublicRecord
-	return out, c.do(ctx, http.MethodPut, "/v1/printers/"+url.PathEscape(name)+"/mqtt", req, &out)
-}
-
-func mqttRoutes(mux *http.ServeMux, c Control) {
-	mux.HandleFunc("PUT /v1/printers/{name}/mqtt", func(w http.ResponseWriter, r *http.Request) {
-		var req MQTTRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
-			reply(w, nil, fmt.Errorf("%w: %v", ErrInvalid, err))
-			return
-		}
-		rec, err := c.SetMQTT(r.Context(), r.PathValue("name"), req)
-		reply(w, rec, err)
-	})
 }
 
 // detectPlatform asks the plugin of a record about to be stored which platform it runs (PlatformDetector with

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/oesim"
 	"github.com/oeproxy/oeproxy/portalflow"
 )
@@ -32,7 +33,7 @@ func TestConnectBambuGetsFrontAndMQTT(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	const key = "0123456789ABCDEF0123456789ABCDEF"
-	rec, err := d.Control().Add(context.Background(), AddRequest{Name: "x1c", Port: port, FrontAPIKey: key, Completion: portalflow.Completion{
+	rec, err := d.Control().Add(context.Background(), control.AddRequest{Name: "x1c", Port: port, FrontAPIKey: key, Completion: portalflow.Completion{
 		ID: cr.ID, URL: cr.URL, AppAPIToken: cr.AppAPIToken, PrinterName: "X1C",
 		BasicUser: cr.BasicUser, BasicPassword: cr.BasicPassword, BearerToken: cr.BearerToken,
 	}})
@@ -70,7 +71,7 @@ func TestConnectBambuGetsFrontAndMQTT(t *testing.T) {
 		t.Fatalf("CONNACK %x %v, want accepted", ack, err)
 	}
 
-	off, err := d.Control().SetMQTT(context.Background(), "x1c", MQTTRequest{})
+	off, err := d.Control().SetMQTT(context.Background(), "x1c", control.MQTTRequest{})
 	if err != nil || off.MQTTPort != 0 {
 		t.Fatalf("disable: %+v %v", off, err)
 	}
@@ -80,7 +81,7 @@ func TestConnectBambuGetsFrontAndMQTT(t *testing.T) {
 	}
 
 	// mqtt enable --tls: the same port with a certificate oeproxy made (clients that insist on TLS).
-	on, err := d.Control().SetMQTT(context.Background(), "x1c", MQTTRequest{Enable: true, Port: rec.MQTTPort, TLS: true})
+	on, err := d.Control().SetMQTT(context.Background(), "x1c", control.MQTTRequest{Enable: true, Port: rec.MQTTPort, TLS: true})
 	if err != nil || on.MQTTPort != rec.MQTTPort || !on.MQTTTLS {
 		t.Fatalf("enable --tls: %+v %v", on, err)
 	}
@@ -112,7 +113,7 @@ func TestConnectElegooGetsItsFixedPorts(t *testing.T) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	rec, err := d.Control().Add(context.Background(), AddRequest{Name: "cc", Port: port, Completion: portalflow.Completion{
+	rec, err := d.Control().Add(context.Background(), control.AddRequest{Name: "cc", Port: port, Completion: portalflow.Completion{
 		ID: cr.ID, URL: cr.URL, AppAPIToken: cr.AppAPIToken, PrinterName: "Centauri Carbon",
 		BasicUser: cr.BasicUser, BasicPassword: cr.BasicPassword, BearerToken: cr.BearerToken,
 	}})

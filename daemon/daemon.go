@@ -14,8 +14,10 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/oeproxy/oeproxy/admin"
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/config"
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/mqttbridge"
@@ -59,11 +61,11 @@ type Daemon struct {
 
 	adminAddr string
 
-	// Service parts: metrics.go, reload.go, admin.go.
+	// Service parts: metrics.go, reload.go, adminpage.go.
 	metrics  *Metrics
 	live     atomic.Pointer[config.Config] // the configuration in effect after Reload (nil: Options.Config)
 	reloadMu sync.Mutex
-	admin    *admin
+	admin    *admin.Page
 
 	// connBudget is shared by every printer listener (newConnBudget; nil: no limit).
 	connBudget chan struct{}
@@ -127,10 +129,10 @@ func New(o Options) (*Daemon, error) {
 }
 
 // Control is the daemon's Control (the same one the socket serves).
-func (d *Daemon) Control() Control { return d.control }
+func (d *Daemon) Control() control.Control { return d.control }
 
 // SocketPath is where the control socket lives.
-func (d *Daemon) SocketPath() string { return SocketPath(d.o.Config.DataDir) }
+func (d *Daemon) SocketPath() string { return control.SocketPath(d.o.Config.DataDir) }
 
 // PrinterAddr returns the address a printer's listener is bound to ("" when not serving).
 func (d *Daemon) PrinterAddr(name string) string {
@@ -156,20 +158,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Info("using OctoEverywhere's public test App ID devtest", zap.String("key", "octoeverywhere.app_id"))
 	}
 
-	ctl, err := ListenControl(d.SocketPath())
+	ctl, err := control.Listen(d.SocketPath())
 	if err != nil {
 		return err
 	}
-	ctlSrv := &http.Server{Handler: ControlHandler(d.control), ReadHeaderTimeout: 10 * time.Second}
+	ctlSrv := &http.Server{Handler: control.Handler(d.control), ReadHeaderTimeout: 10 * time.Second}
 
-	admin, err := net.Listen("tcp", cfg.Admin.Listen)
+	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
 		ctl.Close()
 		return fmt.Errorf("admin listener %s: %w (set admin.listen to a free address)", cfg.Admin.Listen, err)
 	}
-	d.adminAddr = admin.Addr().String()
-	adminSrv := &http.Server{Handler: d.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
-	d.goServe("admin", func() error { return adminSrv.Serve(admin) })
+	d.adminAddr = adminLn.Addr().String()
+	adminSrv := &http.Server{Handler: d.adminPage(), ReadHeaderTimeout: 10 * time.Second}
+	d.goServe("admin", func() error { return adminSrv.Serve(adminLn) })
 
 	if err := d.openUploads(cfg.Upload); err != nil {
 		ctl.Close()
@@ -226,7 +228,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.closeUploads(grace)
 	_ = ctlSrv.Shutdown(grace)
 	_ = adminSrv.Shutdown(grace)
-	d.admin.close()
+	d.admin.Close()
 	d.wg.Wait()
 	d.routing.close()
 	d.log.Info("oeproxy stopped")

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/oesim"
@@ -115,7 +116,7 @@ func TestDaemonRevokedConnection(t *testing.T) {
 		t.Fatalf("the relay received %d request(s) after the connection was confirmed revoked", got-n)
 	}
 
-	cl, err := DialControl(context.Background(), d.SocketPath())
+	cl, err := control.Dial(context.Background(), d.SocketPath())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/oeproxy/oeproxy/appapi"
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/portalflow"
@@ -19,7 +20,7 @@ import (
 	"github.com/oeproxy/oeproxy/route"
 )
 
-// Printers is the store-backed Control: it names, allocates ports, validates and stores. The daemon wraps it
+// Printers is the store-backed control.Control: it names, allocates ports, validates and stores. The daemon wraps it
 // to start and stop listeners; the command line uses it directly when no daemon runs.
 type Printers struct {
 	Store       *credstore.Store
@@ -94,12 +95,12 @@ func (p *Printers) List(context.Context) ([]credstore.PublicRecord, error) {
 
 // Add implements Control. The completion is validated again here because the control socket may be reached by
 // any program of the same user.
-func (p *Printers) Add(ctx context.Context, req AddRequest) (credstore.PublicRecord, error) {
+func (p *Printers) Add(ctx context.Context, req control.AddRequest) (credstore.PublicRecord, error) {
 	if err := portalflow.Validate(req.Completion, p.RelayDomain); err != nil {
-		return credstore.PublicRecord{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return credstore.PublicRecord{}, fmt.Errorf("%w: %w", control.ErrInvalid, err)
 	}
 	if req.Port < 0 || req.Port > 65535 {
-		return credstore.PublicRecord{}, fmt.Errorf("%w: port %d is not a TCP port (1..65535)", ErrInvalid, req.Port)
+		return credstore.PublicRecord{}, fmt.Errorf("%w: port %d is not a TCP port (1..65535)", control.ErrInvalid, req.Port)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -111,7 +112,7 @@ func (p *Printers) Add(ctx context.Context, req AddRequest) (credstore.PublicRec
 	if name == "" {
 		name = uniqueName(credstore.Slug(req.Completion.PrinterName), existing)
 	} else if err := credstore.ValidateName(name); err != nil {
-		return credstore.PublicRecord{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return credstore.PublicRecord{}, fmt.Errorf("%w: %w", control.ErrInvalid, err)
 	}
 	port := req.Port
 	if port == 0 {
@@ -130,7 +131,7 @@ func (p *Printers) Add(ctx context.Context, req AddRequest) (credstore.PublicRec
 		LastKnownLocalIP: c.PrinterLastKnownLocalIP, PrinterID: req.PrinterID,
 		Port: port, Route: req.Route, LANURL: req.LANURL, CreatedAt: now().UTC().Truncate(time.Second),
 	}
-	if err := checkLANRequest(&LANRequest{URL: rec.LANURL, Route: rec.Route}); err != nil {
+	if err := checkLANRequest(&control.LANRequest{URL: rec.LANURL, Route: rec.Route}); err != nil {
 		return credstore.PublicRecord{}, err
 	}
 	if rec.LANURL != "" {
@@ -171,25 +172,19 @@ func (p *Printers) Remove(_ context.Context, name string) (credstore.PublicRecor
 	return rec.PublicWithHost(p.ListenHost), nil
 }
 
-// Change is a change to a stored printer; zero fields stay as they are.
-type Change struct {
-	Name string `json:"name,omitempty"` // new local name
-	Port int    `json:"port,omitempty"` // new local port
-}
-
 // Change implements Control: it renames a printer or gives it another port, checked like Add (a name or port
 // another printer has is refused, naming it). A running daemon moves the listener at once.
-func (p *Printers) Change(_ context.Context, name string, ch Change) (credstore.PublicRecord, error) {
+func (p *Printers) Change(_ context.Context, name string, ch control.Change) (credstore.PublicRecord, error) {
 	if ch.Name == "" && ch.Port == 0 {
-		return credstore.PublicRecord{}, fmt.Errorf("%w: nothing to change", ErrInvalid)
+		return credstore.PublicRecord{}, fmt.Errorf("%w: nothing to change", control.ErrInvalid)
 	}
 	if ch.Name != "" {
 		if err := credstore.ValidateName(ch.Name); err != nil {
-			return credstore.PublicRecord{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+			return credstore.PublicRecord{}, fmt.Errorf("%w: %w", control.ErrInvalid, err)
 		}
 	}
 	if ch.Port < 0 || ch.Port > 65535 {
-		return credstore.PublicRecord{}, fmt.Errorf("%w: port %d is not a TCP port (1..65535)", ErrInvalid, ch.Port)
+		return credstore.PublicRecord{}, fmt.Errorf("%w: port %d is not a TCP port (1..65535)", control.ErrInvalid, ch.Port)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -288,26 +287,6 @@ func fillRoute(pub *credstore.PublicRecord, rec credstore.Record, cfgRoute strin
 			pub.LastProof = &t
 		}
 	}
-}
-
-// routeText is the admin page's route line of a printer, from its listing (whose Route is the effective
-// route mode) and its router.
-func (d *Daemon) routeText(pub credstore.PublicRecord) string {
-	st, ok := d.routeStatus(pub.Name)
-	if !ok {
-		return pub.Route + " (not served)"
-	}
-	s := fmt.Sprintf("%s, now %s", st.Mode, st.Active)
-	if !st.LastProof.IsZero() {
-		s += ", last proof " + st.LastProof.Local().Format("15:04:05")
-		if st.Strength != "" {
-			s += " (" + st.Strength + ")"
-		}
-	}
-	if st.Reason != "" {
-		s += ": " + st.Reason
-	}
-	return s
 }
 
 // setLANRoute applies a changed LAN address or route to a served printer: a new router, and a rebuilt handler

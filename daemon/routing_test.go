@@ -12,6 +12,7 @@ import (
 
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/config"
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/internal/testutil"
 	"github.com/oeproxy/oeproxy/oesim"
@@ -59,7 +60,7 @@ func TestLANSetWhileServing(t *testing.T) {
 	voron := e.Sim.Printers()[0]
 	e.Add(t, "voron", voron)
 	d, _ := startTestDaemon(t, e, nil, nil, nil)
-	ctl, err := DialControl(context.Background(), d.SocketPath())
+	ctl, err := control.Dial(context.Background(), d.SocketPath())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func TestLANSetWhileServing(t *testing.T) {
 	if p := list(); p.Route != "relay" || p.ActiveRoute != "relay" {
 		t.Fatalf("without a LAN address: route %q active %q", p.Route, p.ActiveRoute)
 	}
-	pub, err := ctl.SetLAN(context.Background(), "voron", LANRequest{URL: voron.LANURL})
+	pub, err := ctl.SetLAN(context.Background(), "voron", control.LANRequest{URL: voron.LANURL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,13 +139,13 @@ func TestLANSetWhileServing(t *testing.T) {
 	if seen["oeproxy_route_bytes_total,direction=out,printer=voron,route=lan"] <= 0 {
 		t.Error("no bytes counted on the LAN route")
 	}
-	if _, err := ctl.SetLAN(context.Background(), "voron", LANRequest{Clear: true}); err != nil {
+	if _, err := ctl.SetLAN(context.Background(), "voron", control.LANRequest{Clear: true}); err != nil {
 		t.Fatal(err)
 	}
 	if p := list(); p.Route != "relay" || p.ActiveRoute != "relay" || p.LANURL != "" {
 		t.Fatalf("after lan clear: %+v", p)
 	}
-	if _, err := ctl.SetLAN(context.Background(), "voron", LANRequest{URL: "ftp://nope"}); err == nil {
+	if _, err := ctl.SetLAN(context.Background(), "voron", control.LANRequest{URL: "ftp://nope"}); err == nil {
 		t.Fatal("a bad LAN URL was accepted")
 	}
 }
@@ -191,22 +192,22 @@ func TestLANSetWithCompanion(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, _ := startTestDaemon(t, e, nil, nil, nil)
-	ctl, err := DialControl(context.Background(), d.SocketPath())
+	ctl, err := control.Dial(context.Background(), d.SocketPath())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ctl.Close()
-	if _, err := ctl.SetLAN(context.Background(), "core", LANRequest{URL: core.LANURL, Companion: "not a url:"}); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("a bad companion URL: %v, want ErrInvalid", err)
+	if _, err := ctl.SetLAN(context.Background(), "core", control.LANRequest{URL: core.LANURL, Companion: "not a url:"}); !errors.Is(err, control.ErrInvalid) {
+		t.Fatalf("a bad companion URL: %v, want control.ErrInvalid", err)
 	}
-	pub, err := ctl.SetLAN(context.Background(), "core", LANRequest{URL: core.LANURL, Companion: core.CompanionURL})
+	pub, err := ctl.SetLAN(context.Background(), "core", control.LANRequest{URL: core.LANURL, Companion: core.CompanionURL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if pub.CompanionURL != core.CompanionURL {
 		t.Fatalf("companion_url %q, want %q", pub.CompanionURL, core.CompanionURL)
 	}
-	status := func() PrinterStatus {
+	status := func() control.PrinterStatus {
 		t.Helper()
 		sts, err := ctl.Status(context.Background(), "core")
 		if err != nil || len(sts) != 1 {
@@ -245,7 +246,7 @@ func TestLANSetWithCompanion(t *testing.T) {
 	if err := core.SetLAN(oesim.LANImpostorOtherID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ctl.SetLAN(context.Background(), "core", LANRequest{Companion: core.CompanionURL}); err != nil {
+	if _, err := ctl.SetLAN(context.Background(), "core", control.LANRequest{Companion: core.CompanionURL}); err != nil {
 		t.Fatal(err)
 	}
 	deadline = time.Now().Add(10 * time.Second)
@@ -258,7 +259,7 @@ func TestLANSetWithCompanion(t *testing.T) {
 	if st := status(); !strings.Contains(st.RouteReason, "another printer") {
 		t.Fatalf("route reason %q", st.RouteReason)
 	}
-	pub, err = ctl.SetLAN(context.Background(), "core", LANRequest{Clear: true})
+	pub, err = ctl.SetLAN(context.Background(), "core", control.LANRequest{Clear: true})
 	if err != nil || pub.LANURL != "" || pub.CompanionURL != "" {
 		t.Fatalf("lan clear: %+v %v", pub, err)
 	}

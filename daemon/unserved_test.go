@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/oesim"
 )
@@ -60,7 +61,7 @@ func TestChangeNameAndPortWhileServing(t *testing.T) {
 	ctl := d.Control()
 	ctx := context.Background()
 	oldAddr := d.PrinterAddr("mk4")
-	rec, err := ctl.Change(ctx, "mk4", Change{Name: "prusa"})
+	rec, err := ctl.Change(ctx, "mk4", control.Change{Name: "prusa"})
 	if err != nil || rec.Name != "prusa" || d.PrinterAddr("mk4") != "" || d.PrinterAddr("prusa") != oldAddr {
 		t.Fatalf("rename: %+v %v (mk4 at %q, prusa at %q)", rec, err, d.PrinterAddr("mk4"), d.PrinterAddr("prusa"))
 	}
@@ -73,7 +74,7 @@ func TestChangeNameAndPortWhileServing(t *testing.T) {
 	}
 	newPort := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	rec, err = ctl.Change(ctx, "prusa", Change{Port: newPort})
+	rec, err = ctl.Change(ctx, "prusa", control.Change{Port: newPort})
 	if err != nil || rec.Port != newPort {
 		t.Fatalf("port: %+v %v", rec, err)
 	}
@@ -85,16 +86,16 @@ func TestChangeNameAndPortWhileServing(t *testing.T) {
 		t.Errorf("the old port %s still accepts connections", oldAddr)
 	}
 	voron, _ := e.Store.Get("voron")
-	if _, err := ctl.Change(ctx, "prusa", Change{Port: voron.Port}); !errors.Is(err, credstore.ErrPortTaken) || !strings.Contains(err.Error(), "voron") {
+	if _, err := ctl.Change(ctx, "prusa", control.Change{Port: voron.Port}); !errors.Is(err, credstore.ErrPortTaken) || !strings.Contains(err.Error(), "voron") {
 		t.Errorf("taken port: %v", err)
 	}
-	if _, err := ctl.Change(ctx, "prusa", Change{Name: "voron"}); !errors.Is(err, credstore.ErrNameTaken) {
+	if _, err := ctl.Change(ctx, "prusa", control.Change{Name: "voron"}); !errors.Is(err, credstore.ErrNameTaken) {
 		t.Errorf("taken name: %v", err)
 	}
-	if _, err := ctl.Change(ctx, "prusa", Change{Name: "Bad Name"}); !errors.Is(err, ErrInvalid) {
+	if _, err := ctl.Change(ctx, "prusa", control.Change{Name: "Bad Name"}); !errors.Is(err, control.ErrInvalid) {
 		t.Errorf("bad name: %v", err)
 	}
-	if _, err := ctl.Change(ctx, "nope", Change{Name: "x"}); !errors.Is(err, credstore.ErrNotFound) {
+	if _, err := ctl.Change(ctx, "nope", control.Change{Name: "x"}); !errors.Is(err, credstore.ErrNotFound) {
 		t.Errorf("unknown printer: %v", err)
 	}
 }

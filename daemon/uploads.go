@@ -75,24 +75,3 @@ func (d *Daemon) uploadsOf(name string) []proxy.UploadRecord {
 	}
 	return out
 }
-
-// uploadView is one spooled upload on the admin page.
-type uploadView struct {
-	Stored, Printer, File, Size, Error, Kept string
-	State                                    proxy.UploadState
-	Status                                   int
-	Bad                                      bool // failed or interrupted: the printer does not have it
-}
-
-// uploadViews are the spool's records for the admin page, newest first.
-func (d *Daemon) uploadViews() []uploadView {
-	rs := d.Uploads()
-	out := make([]uploadView, 0, len(rs))
-	for i := len(rs) - 1; i >= 0; i-- {
-		r := rs[i]
-		out = append(out, uploadView{Stored: r.Stored.Format("2006-01-02 15:04:05"), Printer: r.Printer, File: r.File,
-			Size: config.FormatBytes(r.Size), Error: r.Error, Kept: r.Kept, State: r.State, Status: r.Status,
-			Bad: r.State == proxy.UploadFailed || r.State == proxy.UploadInterrupted})
-	}
-	return out
-}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/oeproxy/oeproxy/config"
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/oesim"
 	"github.com/oeproxy/oeproxy/proxy"
@@ -82,7 +83,7 @@ func TestSpooledUploads(t *testing.T) {
 		}
 	}
 	// oeproxy status, over the control socket as the CLI asks it.
-	cl, err := DialControl(context.Background(), d.SocketPath())
+	cl, err := control.Dial(context.Background(), d.SocketPath())
 	if err != nil {
 		t.Fatal(err)
 	}

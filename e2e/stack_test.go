@@ -20,7 +20,7 @@ import (
 
 	"github.com/oeproxy/oeproxy/internal/testutil"
 
-	"github.com/oeproxy/oeproxy/daemon"
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/oesim"
 )
 
@@ -106,10 +106,10 @@ func startStack(t *testing.T, so oesim.Options) *stack {
 	go func() { _ = s.cmd.Wait(); logFile.Close(); close(s.exited) }()
 	t.Cleanup(func() { s.stop(t) })
 
-	sock := filepath.Join(s.dir, "data", daemon.SocketName)
+	sock := filepath.Join(s.dir, "data", control.SocketName)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ctl, err := daemon.DialControl(context.Background(), sock)
+		ctl, err := control.Dial(context.Background(), sock)
 		if err == nil {
 			ctl.Close()
 			return s

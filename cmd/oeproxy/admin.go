@@ -8,9 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/oeproxy/oeproxy/admin"
 	"github.com/spf13/cobra"
-
-	"github.com/oeproxy/oeproxy/daemon"
 )
 
 func newAdminCmd(a *app) *cobra.Command {
@@ -20,7 +19,7 @@ func newAdminCmd(a *app) *cobra.Command {
 		Short: "Print a one-time login address for the admin page of the running daemon",
 		Long: `The admin page (admin.listen) needs a login, so that another user of this computer, or a web page
 that found the port, cannot remove printers or make Live Links. The running daemon keeps a one-time login
-address in <data_dir>/` + daemon.AdminLoginFile + ` (readable only by its user); this command prints it.
+address in <data_dir>/` + admin.LoginFile + ` (readable only by its user); this command prints it.
 Open it in the browser that should use the admin page: it logs that browser in and is then used up, so run
 oeproxy admin again for another browser. Run it as the user that runs oeproxy serve (for the system
 service: sudo -u oeproxy oeproxy admin --data-dir /var/lib/oeproxy).`,
@@ -31,7 +30,7 @@ service: sudo -u oeproxy oeproxy admin --data-dir /var/lib/oeproxy).`,
 			if err != nil {
 				return err
 			}
-			path := filepath.Join(l.Config.DataDir, daemon.AdminLoginFile)
+			path := filepath.Join(l.Config.DataDir, admin.LoginFile)
 			raw, err := os.ReadFile(path)
 			switch {
 			case errors.Is(err, fs.ErrNotExist):

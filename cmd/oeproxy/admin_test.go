@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/oeproxy/oeproxy/daemon"
+	"github.com/oeproxy/oeproxy/admin"
 	"github.com/oeproxy/oeproxy/oesim"
 )
 
@@ -18,7 +18,7 @@ func TestAdminCommand(t *testing.T) {
 	if err := os.MkdirAll(e.dataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(e.dataDir, daemon.AdminLoginFile)
+	file := filepath.Join(e.dataDir, admin.LoginFile)
 	cases := []struct {
 		name, content string // content "" means no file
 		code          int

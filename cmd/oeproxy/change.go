@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/credstore"
-	"github.com/oeproxy/oeproxy/daemon"
 )
 
 func newRenameCmd(a *app) *cobra.Command {
@@ -23,7 +23,7 @@ connections (a web UI, a webcam) reconnect.`,
 			if err := credstore.ValidateName(argv[1]); err != nil {
 				return usageError{err}
 			}
-			return a.change(cmd, argv[0], daemon.Change{Name: argv[1]})
+			return a.change(cmd, argv[0], control.Change{Name: argv[1]})
 		},
 	}
 }
@@ -43,12 +43,12 @@ at the new address.`,
 			if err != nil || port < 1 || port > 65535 {
 				return usageError{fmt.Errorf("port %q is not a TCP port (1..65535)", argv[1])}
 			}
-			return a.change(cmd, argv[0], daemon.Change{Port: port})
+			return a.change(cmd, argv[0], control.Change{Port: port})
 		},
 	}
 }
 
-func (a *app) change(cmd *cobra.Command, name string, ch daemon.Change) error {
+func (a *app) change(cmd *cobra.Command, name string, ch control.Change) error {
 	ctl, done, err := a.control(cmd.Context())
 	if err != nil {
 		return err

@@ -14,8 +14,8 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/credstore"
-	"github.com/oeproxy/oeproxy/daemon"
 	"github.com/oeproxy/oeproxy/front"
 	"github.com/oeproxy/oeproxy/portalflow"
 	"github.com/oeproxy/oeproxy/route"
@@ -131,7 +131,7 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 		Timeout: f.timeout,
 		Keep: func(ctx context.Context, c portalflow.Completion) (string, error) {
 			var err error
-			got, err = a.addPrinter(ctx, daemon.AddRequest{Completion: c, Name: f.name, Port: f.port, PrinterID: id,
+			got, err = a.addPrinter(ctx, control.AddRequest{Completion: c, Name: f.name, Port: f.port, PrinterID: id,
 				Route: f.route, LANURL: f.printerURL, Platform: f.platform, FrontAPIKey: frontKey})
 			if err != nil {
 				return "", err

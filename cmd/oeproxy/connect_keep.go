@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/credstore"
-	"github.com/oeproxy/oeproxy/daemon"
 	"github.com/oeproxy/oeproxy/portalflow"
 )
 
@@ -64,15 +64,15 @@ type added struct {
 // addPrinter stores a completion through the daemon or the store. When the daemon's answer is lost (it was
 // stopped half-way), it looks whether the printer was stored before it tries again: the portal's answer is
 // one-time, and the user must hear what happened, not an EOF.
-func (a *app) addPrinter(ctx context.Context, req daemon.AddRequest) (added, error) {
+func (a *app) addPrinter(ctx context.Context, req control.AddRequest) (added, error) {
 	ctl, done, err := a.controlCreate(ctx)
 	if err != nil {
 		return added{}, err
 	}
-	_, via := ctl.(*daemon.ControlClient)
+	_, via := ctl.(*control.Client)
 	rec, err := ctl.Add(ctx, req)
 	done()
-	if errors.Is(err, daemon.ErrNoAnswer) {
+	if errors.Is(err, control.ErrNoAnswer) {
 		return a.addAfterLostAnswer(ctx, req, err)
 	}
 	if err != nil && rec.Name == "" {
@@ -84,13 +84,13 @@ func (a *app) addPrinter(ctx context.Context, req daemon.AddRequest) (added, err
 // lostAnswerWait is how long addAfterLostAnswer keeps looking for a daemon or a free store.
 var lostAnswerWait = 15 * time.Second
 
-func (a *app) addAfterLostAnswer(ctx context.Context, req daemon.AddRequest, lost error) (added, error) {
+func (a *app) addAfterLostAnswer(ctx context.Context, req control.AddRequest, lost error) (added, error) {
 	deadline := time.Now().Add(lostAnswerWait)
 	last := lost
 	for {
 		ctl, done, err := a.controlCreate(ctx)
 		if err == nil {
-			_, via := ctl.(*daemon.ControlClient)
+			_, via := ctl.(*control.Client)
 			list, lerr := ctl.List(ctx)
 			if lerr == nil {
 				for _, r := range list {
@@ -102,7 +102,7 @@ func (a *app) addAfterLostAnswer(ctx context.Context, req daemon.AddRequest, los
 				}
 				rec, aerr := ctl.Add(ctx, req)
 				done()
-				if !errors.Is(aerr, daemon.ErrNoAnswer) {
+				if !errors.Is(aerr, control.ErrNoAnswer) {
 					if aerr != nil && rec.Name == "" {
 						return added{}, aerr
 					}
@@ -118,7 +118,7 @@ func (a *app) addAfterLostAnswer(ctx context.Context, req daemon.AddRequest, los
 			last = err
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return added{}, fmt.Errorf("%w (looked for %s: %v)", daemon.ErrNoAnswer, lostAnswerWait, last)
+			return added{}, fmt.Errorf("%w (looked for %s: %v)", control.ErrNoAnswer, lostAnswerWait, last)
 		}
 		select {
 		case <-ctx.Done():

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/oeproxy/oeproxy/config"
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/daemon"
 	"github.com/oeproxy/oeproxy/oesim"
 )
@@ -132,7 +133,7 @@ func lostAnswerDaemon(t *testing.T, e *env, storeFirst bool) {
 	if err := os.MkdirAll(e.dataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("unix", filepath.Join(e.dataDir, daemon.SocketName))
+	ln, err := net.Listen("unix", filepath.Join(e.dataDir, control.SocketName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +147,7 @@ func lostAnswerDaemon(t *testing.T, e *env, storeFirst bool) {
 			}
 			return
 		}
-		var req daemon.AddRequest
+		var req control.AddRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 			t.Error(err)
 		}

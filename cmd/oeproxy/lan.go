@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/credstore"
-	"github.com/oeproxy/oeproxy/daemon"
 )
 
 func newLANCmd(a *app) *cobra.Command {
@@ -39,7 +39,7 @@ and open WebSockets and webcam streams stay on the route they started on.`,
   oeproxy lan set core-one http://192.168.1.30 --companion http://192.168.1.5:8787`,
 		Args: args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			return a.setLAN(cmd.Context(), argv[0], daemon.LANRequest{URL: argv[1], Route: route, Companion: companion})
+			return a.setLAN(cmd.Context(), argv[0], control.LANRequest{URL: argv[1], Route: route, Companion: companion})
 		},
 	}
 	set.Flags().StringVar(&route, "route", "", "also set the printer's route: relay, lan, auto or default (the config key route)")
@@ -51,7 +51,7 @@ and open WebSockets and webcam streams stay on the route they started on.`,
 		Example: "  oeproxy lan clear voron\n  oeproxy lan clear voron --route relay",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			return a.setLAN(cmd.Context(), argv[0], daemon.LANRequest{Clear: true, Route: clearRoute})
+			return a.setLAN(cmd.Context(), argv[0], control.LANRequest{Clear: true, Route: clearRoute})
 		},
 	}
 	clearCmd.Flags().StringVar(&clearRoute, "route", "", "also set the printer's route: relay, lan, auto or default")
@@ -59,7 +59,7 @@ and open WebSockets and webcam streams stay on the route they started on.`,
 	return cmd
 }
 
-func (a *app) setLAN(ctx context.Context, name string, req daemon.LANRequest) error {
+func (a *app) setLAN(ctx context.Context, name string, req control.LANRequest) error {
 	ctl, done, err := a.control(ctx)
 	if err != nil {
 		return err
@@ -77,13 +77,13 @@ func (a *app) setLAN(ctx context.Context, name string, req daemon.LANRequest) er
 	if rec.CompanionURL != "" {
 		fmt.Fprintf(a.out, "The LAN host is proved through the companion at %s.\n", rec.CompanionURL)
 	}
-	if _, ok := ctl.(*daemon.ControlClient); ok {
+	if _, ok := ctl.(*control.Client); ok {
 		fmt.Fprintln(a.out, "The running daemon checks the LAN host now; `oeproxy list` shows active_route.")
 	}
 	return nil
 }
 
 // SetLAN: without a store there is no printer to change.
-func (n noStore) SetLAN(context.Context, string, daemon.LANRequest) (credstore.PublicRecord, error) {
+func (n noStore) SetLAN(context.Context, string, control.LANRequest) (credstore.PublicRecord, error) {
 	return credstore.PublicRecord{}, n.err
 }

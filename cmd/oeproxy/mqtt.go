@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/oeproxy/oeproxy/config"
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/daemon"
 	"github.com/oeproxy/oeproxy/internal/bootstrap"
@@ -41,7 +42,7 @@ func newMQTTEnableCmd(a *app) *cobra.Command {
 			if port < 0 || port > 65535 {
 				return usageError{fmt.Errorf("--port %d is not a TCP port (1..65535)", port)}
 			}
-			return a.setMQTT(cmd.Context(), argv[0], daemon.MQTTRequest{Enable: true, Port: port, TLS: useTLS})
+			return a.setMQTT(cmd.Context(), argv[0], control.MQTTRequest{Enable: true, Port: port, TLS: useTLS})
 		},
 	}
 	cmd.Flags().IntVar(&port, "port", 0, "local MQTT port (default: the printer's, or the first free one from 1883)")
@@ -56,12 +57,12 @@ func newMQTTDisableCmd(a *app) *cobra.Command {
 		Example: "  oeproxy mqtt disable x1c",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			return a.setMQTT(cmd.Context(), argv[0], daemon.MQTTRequest{})
+			return a.setMQTT(cmd.Context(), argv[0], control.MQTTRequest{})
 		},
 	}
 }
 
-func (a *app) setMQTT(ctx context.Context, name string, req daemon.MQTTRequest) error {
+func (a *app) setMQTT(ctx context.Context, name string, req control.MQTTRequest) error {
 	ctl, done, err := a.control(ctx)
 	if err != nil {
 		return err
@@ -76,7 +77,7 @@ func (a *app) setMQTT(ctx context.Context, name string, req daemon.MQTTRequest) 
 		return err
 	}
 	fmt.Fprintf(a.out, "%s: %s\n", rec.Name, mqttURL(a, rec))
-	if _, ok := ctl.(*daemon.ControlClient); !ok {
+	if _, ok := ctl.(*control.Client); !ok {
 		fmt.Fprintln(a.out, "Start `oeproxy serve` (or the service) to open the port.")
 	}
 	return err
@@ -95,8 +96,8 @@ func mqttURL(a *app, rec credstore.PublicRecord) string {
 	return scheme + net.JoinHostPort(host, strconv.Itoa(rec.MQTTPort))
 }
 
-// SetMQTT implements daemon.Control: there is no store to change.
-func (n noStore) SetMQTT(context.Context, string, daemon.MQTTRequest) (credstore.PublicRecord, error) {
+// SetMQTT implements control.Control: there is no store to change.
+func (n noStore) SetMQTT(context.Context, string, control.MQTTRequest) (credstore.PublicRecord, error) {
 	return credstore.PublicRecord{}, n.err
 }
 

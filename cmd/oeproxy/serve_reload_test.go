@@ -13,9 +13,9 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/internal/testutil"
 
-	"github.com/oeproxy/oeproxy/daemon"
 	"github.com/oeproxy/oeproxy/oesim"
 )
 
@@ -63,9 +63,9 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 		}
 		e.assertNoSecrets()
 	}()
-	sock := filepath.Join(e.dataDir, daemon.SocketName)
+	sock := filepath.Join(e.dataDir, control.SocketName)
 	waitUntil(t, "the control socket", func() bool {
-		c, err := daemon.DialControl(context.Background(), sock)
+		c, err := control.Dial(context.Background(), sock)
 		if err == nil {
 			c.Close()
 		}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oeproxy/oeproxy/daemon"
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/oesim"
 )
 
@@ -27,10 +27,10 @@ func (e *env) serveInBackground() (stop func() int) {
 		code, _, _ := e.run(ctx, "", "serve")
 		done <- code
 	}()
-	sock := filepath.Join(e.dataDir, daemon.SocketName)
+	sock := filepath.Join(e.dataDir, control.SocketName)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if c, err := daemon.DialControl(context.Background(), sock); err == nil {
+		if c, err := control.Dial(context.Background(), sock); err == nil {
 			c.Close()
 			break
 		}

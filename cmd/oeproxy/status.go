@@ -10,6 +10,7 @@ import (
 
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/config"
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/daemon"
 	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/internal/bootstrap"
@@ -59,7 +60,7 @@ RFC 3339 in UTC or null. No secret is ever printed.`,
 				return err
 			}
 			if list == nil {
-				list = []daemon.PrinterStatus{}
+				list = []control.PrinterStatus{}
 			}
 			asked := noneAsked(list)
 			if asJSON {
@@ -138,7 +139,7 @@ func clip(s string, n int) string {
 
 // noneAsked is status's error when OctoEverywhere answered for none of the printers (it is unreachable, or
 // every answer failed): a script must not read that as success.
-func noneAsked(list []daemon.PrinterStatus) error {
+func noneAsked(list []control.PrinterStatus) error {
 	if len(list) == 0 {
 		return nil
 	}
@@ -185,7 +186,7 @@ func orDash(s string) string {
 // gets an App API client of octoeverywhere.api_url that honours tls.ca_file and octoeverywhere.connect_to (the
 // daemon has its own). Such a client lives as long as this command, so rules it keeps per connection (Gadget's
 // one call per 10 s) hold only within this process.
-func (a *app) appControl(ctx context.Context) (daemon.Control, func(), error) {
+func (a *app) appControl(ctx context.Context) (control.Control, func(), error) {
 	ctl, done, err := a.control(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -217,7 +218,7 @@ func (a *app) apiClient() (*appapi.Client, func(), error) {
 }
 
 // routeLine is a printer's LAN-routing line, for printers that may use the LAN ("" for relay-only ones).
-func routeLine(s daemon.PrinterStatus) string {
+func routeLine(s control.PrinterStatus) string {
 	if s.Route == "" || s.Route == "relay" {
 		return ""
 	}
@@ -238,7 +239,7 @@ func routeLine(s daemon.PrinterStatus) string {
 
 // uploadLines are a printer's uploads answered once stored that the printer does not have (yet), one line each,
 // then how many it does have: the slicer was told "done" for all of them.
-func uploadLines(s daemon.PrinterStatus) []string {
+func uploadLines(s control.PrinterStatus) []string {
 	var lines []string
 	delivered := 0
 	for _, u := range s.Uploads {

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/oeproxy/oeproxy/daemon"
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/oesim"
 	"github.com/oeproxy/oeproxy/proxy"
@@ -45,9 +45,9 @@ func (e *appEnv) link(name string, p *oesim.Printer) *oesim.Connection {
 	return c
 }
 
-func (e *appEnv) status(args ...string) []daemon.PrinterStatus {
+func (e *appEnv) status(args ...string) []control.PrinterStatus {
 	e.t.Helper()
-	var st []daemon.PrinterStatus
+	var st []control.PrinterStatus
 	out := e.mustRun("", append([]string{"status", "--json"}, args...)...)
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		e.t.Fatalf("status --json: %v\n%s", err, out)
@@ -251,7 +251,7 @@ func TestStatusUnreachable(t *testing.T) {
 // TestUploadLines: status names every upload the slicer was told was done but the printer does not have, with
 // where its file is kept, and counts those the printer has.
 func TestUploadLines(t *testing.T) {
-	s := daemon.PrinterStatus{Name: "mk4", Uploads: []proxy.UploadRecord{
+	s := control.PrinterStatus{Name: "mk4", Uploads: []proxy.UploadRecord{
 		{File: "a.gcode", State: proxy.UploadDelivered},
 		{File: "b.gcode", State: proxy.UploadFailed, Error: "the printer answered 415 Unsupported Media Type", Kept: "/d/undelivered/x-b.gcode"},
 		{File: "c.gcode", State: proxy.UploadSending, Attempts: 2},
@@ -265,7 +265,7 @@ func TestUploadLines(t *testing.T) {
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	if l := uploadLines(daemon.PrinterStatus{Name: "mk4"}); len(l) != 0 {
+	if l := uploadLines(control.PrinterStatus{Name: "mk4"}); len(l) != 0 {
 		t.Errorf("no uploads: %q", l)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/config"
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/daemon"
 	"github.com/oeproxy/oeproxy/internal/bootstrap"
@@ -54,26 +55,26 @@ func explainNoStore(c *config.Loaded, err error) error {
 // control returns the running daemon's control socket, or, when no daemon runs, the store opened directly.
 // Either way the user sees the same result. It creates no store: with none, listing shows no printers and
 // anything else says there is no store.
-func (a *app) control(ctx context.Context) (daemon.Control, func(), error) {
+func (a *app) control(ctx context.Context) (control.Control, func(), error) {
 	return a.openControl(ctx, false)
 }
 
 // controlCreate is control for connect: a missing store is created.
-func (a *app) controlCreate(ctx context.Context) (daemon.Control, func(), error) {
+func (a *app) controlCreate(ctx context.Context) (control.Control, func(), error) {
 	return a.openControl(ctx, true)
 }
 
-func (a *app) openControl(ctx context.Context, create bool) (daemon.Control, func(), error) {
+func (a *app) openControl(ctx context.Context, create bool) (control.Control, func(), error) {
 	c, err := a.config()
 	if err != nil {
 		return nil, nil, err
 	}
 	sock := bootstrap.SocketPath(&c.Config)
-	cl, err := daemon.DialControl(ctx, sock)
+	cl, err := control.Dial(ctx, sock)
 	if err == nil {
 		return cl, cl.Close, nil
 	}
-	if !errors.Is(err, daemon.ErrNoDaemon) {
+	if !errors.Is(err, control.ErrNoDaemon) {
 		return nil, nil, fmt.Errorf("control socket %s: %w", sock, err)
 	}
 	st, err := openStoreFor(&c.Config, create)
@@ -98,7 +99,7 @@ func (n noStore) List(context.Context) ([]credstore.PublicRecord, error) {
 	return []credstore.PublicRecord{}, nil
 }
 
-func (n noStore) Add(context.Context, daemon.AddRequest) (credstore.PublicRecord, error) {
+func (n noStore) Add(context.Context, control.AddRequest) (credstore.PublicRecord, error) {
 	return credstore.PublicRecord{}, n.err
 }
 
@@ -106,13 +107,13 @@ func (n noStore) Remove(context.Context, string) (credstore.PublicRecord, error)
 	return credstore.PublicRecord{}, n.err
 }
 
-func (n noStore) Change(context.Context, string, daemon.Change) (credstore.PublicRecord, error) {
+func (n noStore) Change(context.Context, string, control.Change) (credstore.PublicRecord, error) {
 	return credstore.PublicRecord{}, n.err
 }
 
-func (n noStore) Status(_ context.Context, name string) ([]daemon.PrinterStatus, error) {
+func (n noStore) Status(_ context.Context, name string) ([]control.PrinterStatus, error) {
 	if name == "" {
-		return []daemon.PrinterStatus{}, nil
+		return []control.PrinterStatus{}, nil
 	}
 	return nil, n.err
 }
@@ -123,8 +124,8 @@ func (n noStore) LiveLink(context.Context, string, appapi.LiveLinkRequest) (*app
 
 func (n noStore) Gadget(context.Context, string) (*appapi.GadgetStatus, error) { return nil, n.err }
 
-func (n noStore) SetWebhook(context.Context, string, string, []appapi.EventType) (daemon.WebhookInfo, error) {
-	return daemon.WebhookInfo{}, n.err
+func (n noStore) SetWebhook(context.Context, string, string, []appapi.EventType) (control.WebhookInfo, error) {
+	return control.WebhookInfo{}, n.err
 }
 
 func (n noStore) DeleteWebhook(context.Context, string) error { return n.err }

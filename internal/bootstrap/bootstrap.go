@@ -13,8 +13,8 @@ import (
 
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/config"
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/credstore"
-	"github.com/oeproxy/oeproxy/daemon"
 	"github.com/oeproxy/oeproxy/internal/oenet"
 )
 
@@ -22,7 +22,7 @@ import (
 func StorePath(c *config.Config) string { return filepath.Join(c.DataDir, credstore.FileName) }
 
 // SocketPath is the running daemon's control socket for c's data directory.
-func SocketPath(c *config.Config) string { return daemon.SocketPath(c.DataDir) }
+func SocketPath(c *config.Config) string { return control.SocketPath(c.DataDir) }
 
 // OpenStore resolves the master key (OEPROXY_MASTER_KEY, then OEPROXY_PASSPHRASE, then the key file, read
 // through getenv; nil means os.Getenv) and opens the store, taking its lock. Only create (connect, serve)

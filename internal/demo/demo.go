@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/oeproxy/oeproxy/config"
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/daemon"
 	"github.com/oeproxy/oeproxy/front"
@@ -196,9 +197,9 @@ func Run(ctx context.Context, o Options) error {
 
 // link runs the real portal flow for one simulated printer: discovery on its LAN address, the portal
 // (auto-approved, with the simulation's client playing the browser), the loopback callback, and the store.
-func link(ctx context.Context, sim *oesim.Sim, c *config.Config, ctl daemon.Control, p *oesim.Printer, frontKey string, log *zap.Logger) (credstore.PublicRecord, error) {
+func link(ctx context.Context, sim *oesim.Sim, c *config.Config, ctl control.Control, p *oesim.Printer, frontKey string, log *zap.Logger) (credstore.PublicRecord, error) {
 	var rec credstore.PublicRecord
-	req := daemon.AddRequest{FrontAPIKey: frontKey}
+	req := control.AddRequest{FrontAPIKey: frontKey}
 	_, err := portalflow.Link(ctx, portalflow.LinkOptions{
 		Flow: portalflow.FlowOptions{
 			PortalURL: c.OctoEverywhere.PortalURL, AppID: c.OctoEverywhere.AppID, RelayDomain: c.OctoEverywhere.RelayDomain,
@@ -285,7 +286,7 @@ func check(ctx context.Context, out io.Writer, printers []credstore.PublicRecord
 
 // waitRoutes waits (up to 10 s) until every printer that may use the LAN had its first LAN proof, and returns
 // the printers as listed then, so that the demo shows the route each one really uses.
-func waitRoutes(ctx context.Context, ctl daemon.Control, linked []credstore.PublicRecord) []credstore.PublicRecord {
+func waitRoutes(ctx context.Context, ctl control.Control, linked []credstore.PublicRecord) []credstore.PublicRecord {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		list, err := ctl.List(ctx)

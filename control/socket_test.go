@@ -1,4 +1,4 @@
-package daemon
+package control
 
 import (
 	"context"
@@ -25,15 +25,15 @@ func TestLongDataDirSocket(t *testing.T) {
 	if len(p) > maxSocketPath || !strings.HasPrefix(p, shortSocketDir()) || SocketPath(long) != p {
 		t.Fatalf("long data dir: socket %s (%d bytes)", p, len(p))
 	}
-	l, err := ListenControl(p)
+	l, err := Listen(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: ControlHandler(nil), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: Handler(nil), ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(l) }()
 	defer func() { srv.Close(); <-done }()
-	c, err := DialControl(context.Background(), p)
+	c, err := Dial(context.Background(), p)
 	if err != nil {
 		t.Fatalf("dial %s: %v", p, err)
 	}
@@ -57,7 +57,7 @@ func TestShortSocketDirMustBePrivate(t *testing.T) {
 	if err := prepareSocketDir(p, true); err == nil || !strings.Contains(err.Error(), "not this user's private directory") {
 		t.Errorf("a 0777 socket directory: %v", err)
 	}
-	if _, err := DialControl(context.Background(), p); err == nil || !strings.Contains(err.Error(), "private directory") {
+	if _, err := Dial(context.Background(), p); err == nil || !strings.Contains(err.Error(), "private directory") {
 		t.Errorf("dial through a 0777 socket directory: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package daemon
+package control
 
 import (
 	"crypto/sha256"
@@ -6,9 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
+	"time"
 )
+
+// SocketName is the control socket's file name inside the data directory.
+const SocketName = "oeproxy.sock"
 
 // maxSocketPath is the longest unix socket path every platform binds: sun_path holds 108 bytes on Linux and 104
 // on macOS and the BSDs, the final NUL included.
@@ -54,4 +59,33 @@ func prepareSocketDir(path string, create bool) error {
 			"has at most %d bytes)", dir, maxSocketPath)
 	}
 	return nil
+}
+
+// Listen creates the control socket at path with mode 0600. A stale socket (left by a crash) is removed; a live
+// one means another daemon serves this data directory.
+func Listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create the data directory for the control socket: %w", err)
+	}
+	if _, err := os.Lstat(path); err == nil {
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("control socket %s is served by another oeproxy: stop it first", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale control socket %s: %w", path, err)
+		}
+	}
+	if err := prepareSocketDir(path, true); err != nil {
+		return nil, err
+	}
+	l, err := listenPrivate(path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on control socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("restrict control socket %s to its owner: %w", path, err)
+	}
+	return l, nil
 }

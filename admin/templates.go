@@ -1,4 +1,4 @@
-package daemon
+package admin
 
 import "html/template"
 
@@ -22,7 +22,7 @@ button{padding:.25rem .7rem}
 input[type=text]{width:14rem}input[type=number]{width:6rem}
 `
 
-var adminTmpl = template.Must(template.New("layout").Parse(`{{define "head"}}<!doctype html>
+var pages = template.Must(template.New("layout").Parse(`{{define "head"}}<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
 <title>oeproxy{{if .Title}}: {{.Title}}{{end}}</title>

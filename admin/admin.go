@@ -1,4 +1,4 @@
-package daemon
+package admin
 
 import (
 	"bytes"
@@ -25,17 +25,19 @@ import (
 
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/config"
+	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/portalflow"
 	"github.com/oeproxy/oeproxy/proxy"
+	"github.com/oeproxy/oeproxy/route"
 )
 
-// The admin listener (admin.listen) serves:
+// The admin page (admin.listen) serves:
 //
 //	GET  /healthz                   200 while the process lives
-//	GET  /readyz                    200 when every stored printer's listener is up, else 503 naming the others
-//	GET  /metrics                   Prometheus (metrics.go)
+//	GET  /readyz                    Options.Ready (the daemon's: 200 when every printer's listener is up)
+//	GET  /metrics                   Options.Metrics (the daemon's Prometheus registry)
 //	GET  /login?token=T             exchanges the one-time login token for a session cookie, redirects to /
 //	GET  /                          the printers page
 //	POST /connect                   starts the portal flow with this server as the callback, redirects to the portal
@@ -54,32 +56,77 @@ import (
 // authenticated by its one-time state. POSTs also need a matching Origin when one is sent and a CSRF token bound
 // to the session. No page shows a secret.
 
-// envPprof mounts net/http/pprof on the admin listener when set to 1 (not a config key: a debugging switch).
-const envPprof = "OEPROXY_PPROF"
+// EnvPprof mounts net/http/pprof on the admin listener when set to 1 (not a config key: a debugging switch).
+const EnvPprof = "OEPROXY_PPROF"
 
-// maxPendingConnects bounds the portal flows one session has waiting at once (each holds a one-time state for
+// MaxPendingConnects bounds the portal flows one session has waiting at once (each holds a one-time state for
 // 15 minutes); other sessions are not affected.
-const maxPendingConnects = 8
+const MaxPendingConnects = 8
 
 // maxSessions bounds the logged-in browsers kept in memory; the oldest is dropped first.
 const maxSessions = 32
 
-const sessionCookie = "oeproxy_admin_session"
+// SessionCookie is the name of the cookie a logged-in browser holds.
+const SessionCookie = "oeproxy_admin_session"
 
-// AdminLoginFile is the file in the data directory that holds the admin page's current one-time login URL.
-const AdminLoginFile = "admin-login"
+// LoginFile is the file in the data directory that holds the admin page's current one-time login URL.
+const LoginFile = "admin-login"
 
-// adminControl is what the admin page asks about printers: the command line's Control (it adds, removes and
+// Control is what the admin page asks about printers: the command line's control.Control (it adds, removes and
 // reads printers through it, never through the store), plus StatusNow, the health the daemon knows without a
-// new Info call per page load. Printers implements it.
-type adminControl interface {
-	Control
-	StatusNow(ctx context.Context, name string) ([]PrinterStatus, error)
+// new Info call per page load. daemon.Printers implements it.
+type Control interface {
+	control.Control
+	StatusNow(ctx context.Context, name string) ([]control.PrinterStatus, error)
 }
 
-type admin struct {
-	d       *Daemon // the listener's own state: config, address, log, metrics, routes
-	c       adminControl
+// Live is what only the running daemon knows and control.Control does not carry, shown beside each printer.
+// The daemon implements it.
+type Live interface {
+	// Config is the configuration in force now (a reload may change it).
+	Config() config.Config
+	// RouteStatus is the router's view of a served printer; false when the printer has no router (not served).
+	RouteStatus(name string) (route.Status, bool)
+	// Traffic is what the printer carried since the daemon started.
+	Traffic(name string) Traffic
+	// Uploads are the latest uploads answered once stored, oldest first (nil without a spool).
+	Uploads() []proxy.UploadRecord
+}
+
+// Traffic is one printer's counters since the daemon started.
+type Traffic struct {
+	Requests   int64 // proxied HTTP requests that finished
+	BytesIn    int64 // request body bytes read from clients
+	BytesOut   int64 // response body bytes written to clients
+	WebSockets int64 // open now
+	Streams    int64 // webcam (MJPEG) and event streams open now
+	Uploads    int64 // requests with a body in progress now
+
+	WebcamUpstreams     int64 // shared webcam streams open to the printer now
+	WebcamViewers       int64 // local viewers of shared webcam streams now
+	WebcamDropped       int64 // frames skipped for slow viewers since start
+	WebcamContinuations int64 // shared streams reopened after the relay ended them since start
+}
+
+// Options configure the admin page.
+type Options struct {
+	Control Control
+	Live    Live
+	// Addr is the admin listener's bound address: the login URL points at it, and the Host check allows it.
+	Addr string
+	// Metrics and Ready are served at /metrics and /readyz behind the Host check only (probes and Prometheus
+	// cannot log in).
+	Metrics, Ready http.Handler
+	Log            *zap.Logger
+}
+
+// Page is the admin listener's handler. New starts it; Close ends it.
+type Page struct {
+	handler http.Handler
+	live    Live
+	addr    string
+	log     *zap.Logger
+	c       Control
 	key     []byte // HMAC key of the CSRF tokens, random per process
 	started time.Time
 	ctx     context.Context // ends the portal flows at shutdown
@@ -107,23 +154,30 @@ type event struct {
 	Err  string
 }
 
-// adminHandler builds the admin listener's handler; Run calls it once and admin.close at shutdown.
-func (d *Daemon) adminHandler() http.Handler {
-	a := &admin{d: d, c: d.control, key: make([]byte, 32), started: time.Now(), pending: map[string]*pendingConnect{},
-		sessions: map[string]time.Time{}}
+// New builds the admin page and writes its first login URL to the login file in the data directory; Close ends
+// it at shutdown.
+func New(o Options) *Page {
+	a := &Page{live: o.Live, addr: o.Addr, log: o.Log, c: o.Control, key: make([]byte, 32), started: time.Now(),
+		pending: map[string]*pendingConnect{}, sessions: map[string]time.Time{}}
+	if a.log == nil {
+		a.log = zap.NewNop()
+	}
 	if _, err := rand.Read(a.key); err != nil {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
-	d.admin = a
 	a.mu.Lock()
 	a.newLoginLocked()
 	a.mu.Unlock()
 
 	// open: Host check only.
 	open := http.NewServeMux()
-	open.Handle("GET /metrics", d.metrics.Handler())
-	open.HandleFunc("GET /readyz", d.readyz)
+	if o.Metrics != nil {
+		open.Handle("GET /metrics", o.Metrics)
+	}
+	if o.Ready != nil {
+		open.Handle("GET /readyz", o.Ready)
+	}
 	open.HandleFunc("GET /login", a.login)
 	open.HandleFunc("GET "+portalflow.CallbackPathPrefix+"{state}", a.callback)
 
@@ -134,8 +188,8 @@ func (d *Daemon) adminHandler() http.Handler {
 	ui.HandleFunc("POST /printers/{name}/remove", a.remove)
 	ui.HandleFunc("POST /printers/{name}/livelink", a.liveLink)
 	ui.HandleFunc("POST /printers/{name}/gadget", a.gadget)
-	if os.Getenv(envPprof) == "1" {
-		d.log.Warn("net/http/pprof is served on the admin listener (OEPROXY_PPROF=1)", zap.String("path", "/debug/pprof/"))
+	if os.Getenv(EnvPprof) == "1" {
+		a.log.Warn("net/http/pprof is served on the admin listener (OEPROXY_PPROF=1)", zap.String("path", "/debug/pprof/"))
 		ui.HandleFunc("GET /debug/pprof/", pprof.Index)
 		ui.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 		ui.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
@@ -150,12 +204,16 @@ func (d *Daemon) adminHandler() http.Handler {
 	})
 	open.Handle("/", a.requireSession(ui))
 	mux.Handle("/", a.guard(open))
-	return mux
+	a.handler = mux
+	return a
 }
 
-// close ends the portal flows still waiting, waits for their goroutines and removes the login file (its token
+// ServeHTTP serves the admin listener.
+func (a *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
+
+// Close ends the portal flows still waiting, waits for their goroutines and removes the login file (its token
 // dies with the process).
-func (a *admin) close() {
+func (a *Page) Close() {
 	if a == nil {
 		return
 	}
@@ -164,21 +222,21 @@ func (a *admin) close() {
 	_ = os.Remove(a.loginFile())
 }
 
-func (a *admin) loginFile() string { return filepath.Join(a.d.cfg().DataDir, AdminLoginFile) }
+func (a *Page) loginFile() string { return filepath.Join(a.live.Config().DataDir, LoginFile) }
 
-// AdminLoginURL is the admin page's current one-time login URL ("" before Run); `oeproxy admin` reads the same
-// URL from the data directory.
-func (d *Daemon) AdminLoginURL() string {
-	if d.admin == nil {
+// LoginURL is the admin page's current one-time login URL; `oeproxy admin` reads the same URL from the login
+// file in the data directory.
+func (a *Page) LoginURL() string {
+	if a == nil {
 		return ""
 	}
-	d.admin.mu.Lock()
-	defer d.admin.mu.Unlock()
-	return d.admin.loginURLLocked()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.loginURLLocked()
 }
 
-func (a *admin) loginURLLocked() string {
-	host, port, err := net.SplitHostPort(a.d.adminAddr)
+func (a *Page) loginURLLocked() string {
+	host, port, err := net.SplitHostPort(a.addr)
 	if err != nil {
 		return ""
 	}
@@ -195,12 +253,12 @@ func (a *admin) loginURLLocked() string {
 // newLoginLocked makes a new one-time login token and writes its URL to the login file: a fresh temporary file
 // (0600 from os.CreateTemp) renamed over the old one, so that no planted link is followed and no reader sees half
 // a URL. A write that fails only means `oeproxy admin` cannot help; the page keeps working for logged-in browsers.
-func (a *admin) newLoginLocked() {
+func (a *Page) newLoginLocked() {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	a.loginToken = base64.RawURLEncoding.EncodeToString(b)
 	if err := writePrivateFile(a.loginFile(), []byte(a.loginURLLocked()+"\n")); err != nil {
-		a.d.log.Warn("admin: the login URL could not be written; `oeproxy admin` cannot print one", zap.Error(err))
+		a.log.Warn("admin: the login URL could not be written; `oeproxy admin` cannot print one", zap.Error(err))
 	}
 }
 
@@ -226,43 +284,13 @@ func writePrivateFile(path string, data []byte) error {
 	return nil
 }
 
-// readyz answers 200 when every stored printer's listener is up, else 503 naming those that are not.
-func (d *Daemon) readyz(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	_, damaged, err := d.o.Store.Scan()
-	if err != nil {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, "not ready: the store cannot be read: %v\n", err)
-		return
-	}
-	var up, down []string
-	for _, bad := range damaged {
-		down = append(down, bad.Name+" (record cannot be read)")
-	}
-	for _, s := range d.printerStates() {
-		if s.served {
-			up = append(up, s.name)
-		} else {
-			down = append(down, s.name)
-		}
-	}
-	if len(down) > 0 {
-		slices.Sort(down)
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, "not ready: %d printer listener(s) not up: %s (see the log: port busy?)\n", len(down), strings.Join(down, ", "))
-		return
-	}
-	fmt.Fprintf(w, "ready: %d printer listener(s) up\n", len(up))
-}
-
 // guard applies the Host check to every request, and the Origin and CSRF checks to every other method than
 // GET and HEAD; it also sets the headers that keep the pages out of frames and caches. The session check is
 // requireSession's.
-func (a *admin) guard(next http.Handler) http.Handler {
+func (a *Page) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.hostAllowed(r.Host) {
-			a.d.log.Warn("admin: refused a request for another Host (DNS rebinding?)", zap.String("host", r.Host),
+			a.log.Warn("admin: refused a request for another Host (DNS rebinding?)", zap.String("host", r.Host),
 				zap.String("remote", r.RemoteAddr), zap.String("path", r.URL.Path))
 			http.Error(w, fmt.Sprintf("421 Host %q not allowed: the admin page answers only to localhost, 127.0.0.1, "+
 				"its admin.listen address or listen.allowed_hosts.", r.Host), http.StatusMisdirectedRequest)
@@ -276,14 +304,14 @@ func (a *admin) guard(next http.Handler) http.Handler {
 		h.Set("Cache-Control", "no-store")
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			if !proxy.OriginAllowed(r) {
-				a.d.log.Warn("admin: refused a cross-site request", zap.String("origin", r.Header.Get("Origin")),
+				a.log.Warn("admin: refused a cross-site request", zap.String("origin", r.Header.Get("Origin")),
 					zap.String("host", r.Host), zap.String("path", r.URL.Path))
 				http.Error(w, "403 cross-site request refused: the Origin is not this admin page.", http.StatusForbidden)
 				return
 			}
 			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 			if !a.csrfValid(r) {
-				a.d.log.Warn("admin: refused a form without a valid CSRF token", zap.String("path", r.URL.Path))
+				a.log.Warn("admin: refused a form without a valid CSRF token", zap.String("path", r.URL.Path))
 				http.Error(w, "403 the form's token is missing or stale: reload the admin page and try again.", http.StatusForbidden)
 				return
 			}
@@ -294,25 +322,25 @@ func (a *admin) guard(next http.Handler) http.Handler {
 
 // csp allows no script at all; forms may post here and the connect form is redirected to the portal (browsers
 // apply form-action to the redirect).
-func (a *admin) csp() string {
+func (a *Page) csp() string {
 	formAction := "'self'"
-	if u, err := url.Parse(a.d.cfg().OctoEverywhere.PortalURL); err == nil && u.Scheme != "" && u.Host != "" {
+	if u, err := url.Parse(a.live.Config().OctoEverywhere.PortalURL); err == nil && u.Scheme != "" && u.Host != "" {
 		formAction += " " + u.Scheme + "://" + u.Host
 	}
 	return "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action " + formAction
 }
 
 // hostAllowed is the printer ports' rule (proxy.HostAllowed) with the admin listen address.
-func (a *admin) hostAllowed(host string) bool {
-	cfg := a.d.cfg()
-	return proxy.HostAllowed(host, []string{cfg.Admin.Listen, a.d.adminAddr}, cfg.Listen.AllowedHosts)
+func (a *Page) hostAllowed(host string) bool {
+	cfg := a.live.Config()
+	return proxy.HostAllowed(host, []string{cfg.Admin.Listen, a.addr}, cfg.Listen.AllowedHosts)
 }
 
 // requireSession lets through only a browser that logged in; the others get a page saying how to log in.
-func (a *admin) requireSession(next http.Handler) http.Handler {
+func (a *Page) requireSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a.sessionOf(r) == "" {
-			a.d.log.Info("admin: refused a request without a session", zap.String("remote", r.RemoteAddr),
+			a.log.Info("admin: refused a request without a session", zap.String("remote", r.RemoteAddr),
 				zap.String("path", r.URL.Path))
 			a.render(w, http.StatusUnauthorized, "message", messageView{Title: "Log in to the oeproxy admin page",
 				Lines: []string{"This page needs a login: on the computer that runs oeproxy serve, as the same user, run",
@@ -325,8 +353,8 @@ func (a *admin) requireSession(next http.Handler) http.Handler {
 }
 
 // sessionOf returns the request's logged-in session, or "".
-func (a *admin) sessionOf(r *http.Request) string {
-	c, err := r.Cookie(sessionCookie)
+func (a *Page) sessionOf(r *http.Request) string {
+	c, err := r.Cookie(SessionCookie)
 	if err != nil || c.Value == "" {
 		return ""
 	}
@@ -340,7 +368,7 @@ func (a *admin) sessionOf(r *http.Request) string {
 
 // login trades the one-time token for a session cookie. The token is replaced at once (and the login file with
 // it), so a URL left in a browser's history or a terminal's scrollback opens nothing later.
-func (a *admin) login(w http.ResponseWriter, r *http.Request) {
+func (a *Page) login(w http.ResponseWriter, r *http.Request) {
 	if a.sessionOf(r) != "" {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
@@ -367,26 +395,26 @@ func (a *admin) login(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mu.Unlock()
 	if !ok {
-		a.d.log.Warn("admin: refused a login with a wrong or used token", zap.String("remote", r.RemoteAddr))
+		a.log.Warn("admin: refused a login with a wrong or used token", zap.String("remote", r.RemoteAddr))
 		a.render(w, http.StatusForbidden, "message", messageView{Title: "This login address is not valid",
 			Lines: []string{"It was used already, or oeproxy serve restarted since it was printed. Run oeproxy admin " +
 				"again (as the user that runs oeproxy serve) and open the new address."}})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: sess, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
-	a.d.log.Info("admin: a browser logged in", zap.String("remote", r.RemoteAddr))
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: sess, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	a.log.Info("admin: a browser logged in", zap.String("remote", r.RemoteAddr))
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 // token is the session's CSRF token: an HMAC of the session under a key that never leaves the process, so a page
 // that cannot read the admin page cannot make one.
-func (a *admin) token(session string) string {
+func (a *Page) token(session string) string {
 	m := hmac.New(sha256.New, a.key)
 	m.Write([]byte("oeproxy admin csrf\x00" + session))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-func (a *admin) csrfValid(r *http.Request) bool {
+func (a *Page) csrfValid(r *http.Request) bool {
 	sess := a.sessionOf(r)
 	if sess == "" {
 		return false
@@ -399,10 +427,10 @@ func (a *admin) csrfValid(r *http.Request) bool {
 }
 
 // render writes a template with the given status; a template error is a bug, logged and answered with 500.
-func (a *admin) render(w http.ResponseWriter, status int, name string, data any) {
+func (a *Page) render(w http.ResponseWriter, status int, name string, data any) {
 	var buf bytes.Buffer
-	if err := adminTmpl.ExecuteTemplate(&buf, name, data); err != nil {
-		a.d.log.Error("admin: page not rendered", zap.String("template", name), zap.Error(err))
+	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
+		a.log.Error("admin: page not rendered", zap.String("template", name), zap.Error(err))
 		http.Error(w, "internal error: the page could not be rendered (see the log)", http.StatusInternalServerError)
 		return
 	}
@@ -418,12 +446,12 @@ type messageView struct {
 	Error string
 }
 
-func (a *admin) fail(w http.ResponseWriter, title string, err error) {
-	_, status := kindsOf(err)
+func (a *Page) fail(w http.ResponseWriter, title string, err error) {
+	status := control.HTTPStatus(err)
 	a.render(w, status, "message", messageView{Title: title, Error: err.Error()})
 }
 
-func (a *admin) note(text, link string, err error) {
+func (a *Page) note(text, link string, err error) {
 	e := event{At: time.Now().Format("15:04:05"), Text: text, Link: link}
 	if err != nil {
 		e.Err = err.Error()
@@ -447,7 +475,7 @@ type indexView struct {
 	Damaged []string
 	Pending []string
 	Recent  []event
-	Uploads []uploadView // uploads.go
+	Uploads []uploadView
 }
 
 type printerView struct {
@@ -472,7 +500,7 @@ type trafficView struct {
 	CamDropped, CamContinued               int64 // since start
 }
 
-func (a *admin) index(w http.ResponseWriter, r *http.Request) {
+func (a *Page) index(w http.ResponseWriter, r *http.Request) {
 	sess := a.sessionOf(r)
 	list, err := a.c.List(r.Context())
 	if err != nil {
@@ -484,12 +512,12 @@ func (a *admin) index(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, "The printers could not be read", err)
 		return
 	}
-	byName := make(map[string]*PrinterStatus, len(statuses))
+	byName := make(map[string]*control.PrinterStatus, len(statuses))
 	for i := range statuses {
 		byName[statuses[i].Name] = &statuses[i]
 	}
 	view := indexView{CSRF: a.token(sess), Started: a.started.Format("2006-01-02 15:04:05 MST")}
-	listenHost := a.d.cfg().Listen.Host
+	listenHost := a.live.Config().Listen.Host
 	for _, pub := range list {
 		if pub.Damaged != "" {
 			view.Damaged = append(view.Damaged, pub.Damaged)
@@ -504,13 +532,13 @@ func (a *admin) index(w http.ResponseWriter, r *http.Request) {
 	view.Recent = slices.Clone(a.recent)
 	a.mu.Unlock()
 	slices.Sort(view.Pending)
-	view.Uploads = a.d.uploadViews()
+	view.Uploads = uploadViews(a.live.Uploads())
 	a.render(w, http.StatusOK, "index", view)
 }
 
 // printerView builds what the page shows of one printer from its public record, the health the daemon knows
 // (st; nil or not Daemon: not served) and its traffic only.
-func (a *admin) printerView(pub credstore.PublicRecord, st *PrinterStatus, listenHost, adminHost string) printerView {
+func (a *Page) printerView(pub credstore.PublicRecord, st *control.PrinterStatus, listenHost, adminHost string) printerView {
 	if ip := net.ParseIP(strings.Trim(listenHost, "[]")); listenHost == "" || (ip != nil && ip.IsUnspecified()) {
 		// Bound to every address: link through the name the browser used for this page.
 		name := adminHost
@@ -522,7 +550,7 @@ func (a *admin) printerView(pub credstore.PublicRecord, st *PrinterStatus, liste
 		}
 		pub.LocalURL = "http://" + net.JoinHostPort(name, strconv.Itoa(pub.Port))
 	}
-	v := printerView{Name: pub.Name, PrinterName: pub.PrinterName, LocalURL: pub.LocalURL, Route: a.d.routeText(pub),
+	v := printerView{Name: pub.Name, PrinterName: pub.PrinterName, LocalURL: pub.LocalURL, Route: a.routeText(pub),
 		RelayHost: pub.RelayHost, State: health.StateUnknown, Supporter: "unknown until OctoEverywhere answered once",
 		NotServed: pub.NotServed}
 	if st != nil && st.Daemon {
@@ -543,7 +571,7 @@ func (a *admin) printerView(pub credstore.PublicRecord, st *PrinterStatus, liste
 			v.Supporter = "active (App Connections need Supporter Perks; OctoEverywhere answered with the limits below)"
 		}
 	}
-	t := a.d.metrics.Traffic(pub.Name)
+	t := a.live.Traffic(pub.Name)
 	v.Traffic = trafficView{Requests: t.Requests, WebSockets: t.WebSockets, Streams: t.Streams, Uploads: t.Uploads,
 		In: config.FormatBytes(t.BytesIn), Out: config.FormatBytes(t.BytesOut), CamUpstreams: t.WebcamUpstreams, CamViewers: t.WebcamViewers,
 		CamDropped: t.WebcamDropped, CamContinued: t.WebcamContinuations}
@@ -573,17 +601,17 @@ func limitSeconds(n int64) string {
 
 // Connect: the portal flow with this server as the callback.
 
-func (a *admin) connect(w http.ResponseWriter, r *http.Request) {
+func (a *Page) connect(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimSpace(r.PostForm.Get("name"))
 	if name != "" && name != credstore.Slug(name) {
-		a.fail(w, "Not connected", fmt.Errorf("%w: name %q may use only lower-case letters, digits and '-' (try %q)", ErrInvalid, name, credstore.Slug(name)))
+		a.fail(w, "Not connected", fmt.Errorf("%w: name %q may use only lower-case letters, digits and '-' (try %q)", control.ErrInvalid, name, credstore.Slug(name)))
 		return
 	}
 	port := 0
 	if p := strings.TrimSpace(r.PostForm.Get("port")); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 65535 {
-			a.fail(w, "Not connected", fmt.Errorf("%w: port %q is not a TCP port (1..65535); leave it empty for the next free one", ErrInvalid, p))
+			a.fail(w, "Not connected", fmt.Errorf("%w: port %q is not a TCP port (1..65535); leave it empty for the next free one", control.ErrInvalid, p))
 			return
 		}
 		port = n
@@ -597,26 +625,26 @@ func (a *admin) connect(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	a.mu.Unlock()
-	if mine >= maxPendingConnects {
+	if mine >= MaxPendingConnects {
 		a.render(w, http.StatusTooManyRequests, "message", messageView{Title: "Too many setups in progress",
-			Error: fmt.Sprintf("%d portal setups of this browser are already waiting; finish or abandon them (they expire after 15 minutes).", maxPendingConnects)})
+			Error: fmt.Sprintf("%d portal setups of this browser are already waiting; finish or abandon them (they expire after 15 minutes).", MaxPendingConnects)})
 		return
 	}
-	cfg := a.d.cfg()
-	req := AddRequest{Name: name, Port: port}
+	cfg := a.live.Config()
+	req := control.AddRequest{Name: name, Port: port}
 	shown := make(chan string, 1)
 	ended := make(chan error, 1)
 	var p *pendingConnect
 	o := portalflow.LinkOptions{
 		Flow: portalflow.FlowOptions{
 			PortalURL: cfg.OctoEverywhere.PortalURL, AppID: cfg.OctoEverywhere.AppID, RelayDomain: cfg.OctoEverywhere.RelayDomain,
-			AppLogoURL: cfg.OctoEverywhere.AppLogoURL, CallbackBaseURL: "http://" + r.Host, Logger: a.d.log.Named("portal"),
+			AppLogoURL: cfg.OctoEverywhere.AppLogoURL, CallbackBaseURL: "http://" + r.Host, Logger: a.log.Named("portal"),
 		},
 		PrinterURL: strings.TrimSpace(r.PostForm.Get("printer_url")),
 		Discovered: func(id string, warn error) {
 			req.PrinterID = id
 			if warn != nil {
-				a.d.log.Warn("admin: printer ID not discovered; the portal lets the user pick the printer", zap.Error(warn))
+				a.log.Warn("admin: printer ID not discovered; the portal lets the user pick the printer", zap.Error(warn))
 			}
 		},
 		Show: func(_ context.Context, f *portalflow.Flow, portal string) error {
@@ -632,7 +660,7 @@ func (a *admin) connect(w http.ResponseWriter, r *http.Request) {
 			req.Completion = c
 			rec, err := a.c.Add(ctx, req)
 			if err != nil {
-				a.d.log.Error("admin: printer not connected", zap.Error(err))
+				a.log.Error("admin: printer not connected", zap.Error(err))
 				a.note("Connecting "+c.PrinterName+" failed", "", err)
 				return "", err
 			}
@@ -665,7 +693,7 @@ func (a *admin) connect(w http.ResponseWriter, r *http.Request) {
 
 // callback serves the portal's return through the flow's own handler, which stores the printer (Keep) before
 // it answers, so that the admin page lists it as soon as the browser is back.
-func (a *admin) callback(w http.ResponseWriter, r *http.Request) {
+func (a *Page) callback(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	p := a.pending[r.PathValue("state")]
 	a.mu.Unlock()
@@ -681,7 +709,7 @@ func (a *admin) callback(w http.ResponseWriter, r *http.Request) {
 
 // Remove, Live Link, Gadget.
 
-func (a *admin) publicRecord(ctx context.Context, name string) (credstore.PublicRecord, error) {
+func (a *Page) publicRecord(ctx context.Context, name string) (credstore.PublicRecord, error) {
 	list, err := a.c.List(ctx)
 	if err != nil {
 		return credstore.PublicRecord{}, err
@@ -695,10 +723,10 @@ func (a *admin) publicRecord(ctx context.Context, name string) (credstore.Public
 	if _, err := a.c.StatusNow(ctx, name); err != nil {
 		return credstore.PublicRecord{}, err
 	}
-	return credstore.PublicRecord{}, fmt.Errorf("%w: no printer named %q", ErrNotFound, name)
+	return credstore.PublicRecord{}, fmt.Errorf("%w: no printer named %q", control.ErrNotFound, name)
 }
 
-func (a *admin) confirmRemove(w http.ResponseWriter, r *http.Request) {
+func (a *Page) confirmRemove(w http.ResponseWriter, r *http.Request) {
 	pub, err := a.publicRecord(r.Context(), r.PathValue("name"))
 	if err != nil {
 		a.fail(w, "No such printer", err)
@@ -709,7 +737,7 @@ func (a *admin) confirmRemove(w http.ResponseWriter, r *http.Request) {
 	}{Title: "remove " + pub.Name, Name: pub.Name, LocalURL: pub.LocalURL, CSRF: a.token(a.sessionOf(r))})
 }
 
-func (a *admin) remove(w http.ResponseWriter, r *http.Request) {
+func (a *Page) remove(w http.ResponseWriter, r *http.Request) {
 	rec, err := a.c.Remove(r.Context(), r.PathValue("name"))
 	if err != nil {
 		a.fail(w, "Not removed", err)
@@ -719,13 +747,13 @@ func (a *admin) remove(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-func (a *admin) liveLink(w http.ResponseWriter, r *http.Request) {
+func (a *Page) liveLink(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	req := appapi.LiveLinkRequest{UntilPrintDone: r.PostForm.Get("until_print_done") != ""}
 	if h := strings.TrimSpace(r.PostForm.Get("hours")); h != "" && !req.UntilPrintDone {
 		n, err := strconv.Atoi(h)
 		if err != nil || n < 1 || n > 17520 {
-			a.fail(w, "No Live Link created", fmt.Errorf("%w: hours %q: give 1 to 17520", ErrInvalid, h))
+			a.fail(w, "No Live Link created", fmt.Errorf("%w: hours %q: give 1 to 17520", control.ErrInvalid, h))
 			return
 		}
 		req.Hours = n
@@ -752,7 +780,7 @@ func nonEmpty(s ...string) []string {
 	return slices.DeleteFunc(s, func(v string) bool { return v == "" })
 }
 
-func (a *admin) gadget(w http.ResponseWriter, r *http.Request) {
+func (a *Page) gadget(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	g, err := a.c.Gadget(r.Context(), name)
 	if err != nil {
@@ -764,4 +792,44 @@ func (a *admin) gadget(w http.ResponseWriter, r *http.Request) {
 		lines = append(lines, "Status: "+g.Status, fmt.Sprintf("Color: %v", g.StatusColor), fmt.Sprintf("Rating: %v", g.Rating))
 	}
 	a.render(w, http.StatusOK, "message", messageView{Title: "Gadget status of " + name, Lines: lines})
+}
+
+// routeText is the page's route line of a printer, from its listing (whose Route is the effective route mode)
+// and its router.
+func (a *Page) routeText(pub credstore.PublicRecord) string {
+	st, ok := a.live.RouteStatus(pub.Name)
+	if !ok {
+		return pub.Route + " (not served)"
+	}
+	s := fmt.Sprintf("%s, now %s", st.Mode, st.Active)
+	if !st.LastProof.IsZero() {
+		s += ", last proof " + st.LastProof.Local().Format("15:04:05")
+		if st.Strength != "" {
+			s += " (" + st.Strength + ")"
+		}
+	}
+	if st.Reason != "" {
+		s += ": " + st.Reason
+	}
+	return s
+}
+
+// uploadView is one spooled upload on the page.
+type uploadView struct {
+	Stored, Printer, File, Size, Error, Kept string
+	State                                    proxy.UploadState
+	Status                                   int
+	Bad                                      bool // failed or interrupted: the printer does not have it
+}
+
+// uploadViews are the spool's records (oldest first) for the page, newest first.
+func uploadViews(rs []proxy.UploadRecord) []uploadView {
+	out := make([]uploadView, 0, len(rs))
+	for i := len(rs) - 1; i >= 0; i-- {
+		r := rs[i]
+		out = append(out, uploadView{Stored: r.Stored.Format("2006-01-02 15:04:05"), Printer: r.Printer, File: r.File,
+			Size: config.FormatBytes(r.Size), Error: r.Error, Kept: r.Kept, State: r.State, Status: r.Status,
+			Bad: r.State == proxy.UploadFailed || r.State == proxy.UploadInterrupted})
+	}
+	return out
 }
