@@ -30,7 +30,7 @@ type adminLive struct{ d *Daemon }
 func (l adminLive) Config() config.Config                        { return l.d.cfg() }
 func (l adminLive) RouteStatus(name string) (route.Status, bool) { return l.d.routeStatus(name) }
 func (l adminLive) Traffic(name string) admin.Traffic {
-	return admin.Traffic(l.d.metrics.Traffic(name))
+	return l.d.metrics.Traffic(name)
 }
 func (l adminLive) Uploads() []proxy.UploadRecord { return l.d.Uploads() }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/oeproxy/oeproxy/admin"
 	"github.com/oeproxy/oeproxy/health"
 	"github.com/oeproxy/oeproxy/proxy"
 	"github.com/oeproxy/oeproxy/webcam"
@@ -41,21 +42,6 @@ type Metrics struct {
 
 	mu     sync.Mutex
 	totals map[string]*trafficCounters
-}
-
-// TrafficStats is what one printer carried since the daemon started (the admin page shows it).
-type TrafficStats struct {
-	Requests   int64 // proxied HTTP requests that finished
-	BytesIn    int64 // request body bytes read from clients
-	BytesOut   int64 // response body bytes written to clients
-	WebSockets int64 // open now
-	Streams    int64 // webcam (MJPEG) and event streams open now
-	Uploads    int64 // requests with a body in progress now
-
-	WebcamUpstreams     int64 // shared webcam streams open to the printer now
-	WebcamViewers       int64 // local viewers of shared webcam streams now
-	WebcamDropped       int64 // frames skipped for slow viewers since start
-	WebcamContinuations int64 // shared streams reopened after the relay ended them since start
 }
 
 type trafficCounters struct {
@@ -148,9 +134,9 @@ func (m *Metrics) counters(name string) *trafficCounters {
 }
 
 // Traffic returns one printer's counts since the daemon started.
-func (m *Metrics) Traffic(name string) TrafficStats {
+func (m *Metrics) Traffic(name string) admin.Traffic {
 	c := m.counters(name)
-	return TrafficStats{
+	return admin.Traffic{
 		Requests: c.requests.Load(), BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
 		WebSockets: c.websockets.Load(), Streams: c.streams.Load(), Uploads: c.uploads.Load(),
 		WebcamUpstreams: c.camUpstreams.Load(), WebcamViewers: c.camViewers.Load(),
