@@ -3,11 +3,7 @@ package control_test
 import (
 	"context"
 	"errors"
-	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/daemon"
@@ -16,38 +12,13 @@ import (
 	"github.com/oeproxy/oeproxy/portalflow"
 )
 
-// serveControl serves c on a control socket of its own and returns a client of it.
-func serveControl(t *testing.T, c control.Control) *control.Client {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "oectl") // short: unix socket paths are limited to about 100 bytes
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, control.SocketName)
-	l, err := control.Listen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: control.Handler(c), ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(l) }()
-	t.Cleanup(func() { srv.Close(); <-done })
-	cl, err := control.Dial(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
-}
-
 // An error reads the same and matches the same sentinels whether a command reached the store directly (no
 // daemon) or through the control socket: `remove nope` must not say one thing with the daemon and another
 // without it, and callers' errors.Is checks must hold both ways.
 func TestControlErrorsSurviveTheSocket(t *testing.T) {
 	e := simtest.New(t, oesim.Options{})
 	direct := &daemon.Printers{Store: e.Store, RelayDomain: e.Sim.Domain, PortBase: 41000}
-	remote := serveControl(t, direct)
+	remote := simtest.ServeControl(t, direct)
 
 	c := e.Sim.Connect(nil).Credentials()
 	comp := portalflow.Completion{ID: c.ID, URL: c.URL, AppAPIToken: c.AppAPIToken, PrinterName: "MK4",

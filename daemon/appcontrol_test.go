@@ -6,43 +6,17 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/health"
+	"github.com/oeproxy/oeproxy/internal/simtest"
 	"github.com/oeproxy/oeproxy/oesim"
 )
-
-// serveControl serves c on a control socket and returns a client of it.
-func serveControl(t *testing.T, c control.Control) *control.Client {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "oectl") // short: unix socket paths are limited to about 100 bytes
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	l, err := control.Listen(filepath.Join(dir, control.SocketName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: control.Handler(c), ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(l) }()
-	t.Cleanup(func() { srv.Close(); <-done })
-	cl, err := control.Dial(context.Background(), filepath.Join(dir, control.SocketName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
-}
 
 // webhookReceiver is an https receiver the sim trusts; it counts calls.
 func webhookReceiver(t *testing.T, status int) (*httptest.Server, func() int) {
@@ -70,7 +44,7 @@ func TestAppControl(t *testing.T) {
 			p := &Printers{Store: e.Store, API: e.API, RelayDomain: e.Sim.Domain}
 			var ctl control.Control = p
 			if mode == "socket" {
-				ctl = serveControl(t, p)
+				ctl = simtest.ServeControl(t, p)
 			}
 			ctx := context.Background()
 			var seen []any // every answer and error, searched for secrets at the end
