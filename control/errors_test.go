@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/oeproxy/oeproxy/control"
+	"github.com/oeproxy/oeproxy/control/controltest"
 	"github.com/oeproxy/oeproxy/daemon"
 	"github.com/oeproxy/oeproxy/internal/simtest"
 	"github.com/oeproxy/oeproxy/oesim"
@@ -18,7 +19,7 @@ import (
 func TestControlErrorsSurviveTheSocket(t *testing.T) {
 	e := simtest.New(t, oesim.Options{})
 	direct := &daemon.Printers{Store: e.Store, RelayDomain: e.Sim.Domain, PortBase: 41000}
-	remote := simtest.ServeControl(t, direct)
+	remote := controltest.Serve(t, direct)
 
 	c := e.Sim.Connect(nil).Credentials()
 	comp := portalflow.Completion{ID: c.ID, URL: c.URL, AppAPIToken: c.AppAPIToken, PrinterName: "MK4",

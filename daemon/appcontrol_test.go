@@ -12,9 +12,9 @@ import (
 
 	"github.com/oeproxy/oeproxy/appapi"
 	"github.com/oeproxy/oeproxy/control"
+	"github.com/oeproxy/oeproxy/control/controltest"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/health"
-	"github.com/oeproxy/oeproxy/internal/simtest"
 	"github.com/oeproxy/oeproxy/oesim"
 )
 
@@ -44,7 +44,7 @@ func TestAppControl(t *testing.T) {
 			p := &Printers{Store: e.Store, API: e.API, RelayDomain: e.Sim.Domain}
 			var ctl control.Control = p
 			if mode == "socket" {
-				ctl = simtest.ServeControl(t, p)
+				ctl = controltest.Serve(t, p)
 			}
 			ctx := context.Background()
 			var seen []any // every answer and error, searched for secrets at the end

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/oeproxy/oeproxy/appapi"
-	"github.com/oeproxy/oeproxy/control"
 	"github.com/oeproxy/oeproxy/credstore"
 	"github.com/oeproxy/oeproxy/internal/oenet"
 	"github.com/oeproxy/oeproxy/oesim"
@@ -108,29 +107,4 @@ func (e *Env) AssertNoSecrets(t *testing.T, texts ...string) {
 			}
 		}
 	}
-}
-
-// ServeControl serves c on a control socket of its own (in a short temporary directory: unix socket paths are
-// limited to about 100 bytes) and returns a client of it; both end with the test.
-func ServeControl(t testing.TB, c control.Control) *control.Client {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "oectl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	l, err := control.Listen(filepath.Join(dir, control.SocketName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: control.Handler(c), ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(l) }()
-	t.Cleanup(func() { srv.Close(); <-done })
-	cl, err := control.Dial(context.Background(), filepath.Join(dir, control.SocketName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
 }
