@@ -388,12 +388,6 @@ func (s *stream) publish(f *Frame) {
 	}
 }
 
-func (s *stream) viewerCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.viewers)
-}
-
 // run reads the upstream until nobody watches, continuing it across cuts when asked to.
 func (s *stream) run(body io.ReadCloser) {
 	h := s.h

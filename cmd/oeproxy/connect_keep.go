@@ -73,7 +73,7 @@ func (a *app) addPrinter(ctx context.Context, req control.AddRequest) (added, er
 	rec, err := ctl.Add(ctx, req)
 	done()
 	if errors.Is(err, control.ErrNoAnswer) {
-		return a.addAfterLostAnswer(ctx, req, err)
+		return a.addAfterLostAnswer(ctx, req)
 	}
 	if err != nil && rec.Name == "" {
 		return added{}, err
@@ -84,9 +84,9 @@ func (a *app) addPrinter(ctx context.Context, req control.AddRequest) (added, er
 // lostAnswerWait is how long addAfterLostAnswer keeps looking for a daemon or a free store.
 var lostAnswerWait = 15 * time.Second
 
-func (a *app) addAfterLostAnswer(ctx context.Context, req control.AddRequest, lost error) (added, error) {
+func (a *app) addAfterLostAnswer(ctx context.Context, req control.AddRequest) (added, error) {
 	deadline := time.Now().Add(lostAnswerWait)
-	last := lost
+	var last error // what the last look found; every pass sets it
 	for {
 		ctl, done, err := a.controlCreate(ctx)
 		if err == nil {

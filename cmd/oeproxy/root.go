@@ -73,12 +73,6 @@ func (a *app) log() (*zap.Logger, error) {
 	return l, nil
 }
 
-// newRoot builds the command tree.
-func newRoot(s streams) *cobra.Command {
-	_, root := newApp(s)
-	return root
-}
-
 // logFormat is the log format the user asked for (flag, environment or file), "" when unknown. run uses it to
 // report the final error in the same format as the logs.
 func (a *app) logFormat() string {
