@@ -78,11 +78,37 @@ func (b *lanBody) sent() int64 {
 	return b.n.Load()
 }
 
+// freshForBody sends a request with a body over a connection of its own, and every other request over rt's pool.
+// A pooled connection may have been closed by a printer that vanished a moment ago without rt having noticed yet:
+// the transport then reads some of the body before the write fails, and such a request may no longer go to the
+// relay (its body was partly taken). A new connection to a vanished printer is refused instead, before any body
+// byte is read, so the request falls back to the relay whole. A LAN connect costs well under a millisecond.
+type freshForBody struct {
+	pooled, fresh http.RoundTripper
+}
+
+func newFreshForBody(rt http.RoundTripper) http.RoundTripper {
+	t, ok := rt.(*http.Transport)
+	if !ok {
+		return rt
+	}
+	f := t.Clone()
+	f.DisableKeepAlives = true
+	return freshForBody{pooled: rt, fresh: f}
+}
+
+func (f freshForBody) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil && r.Body != http.NoBody {
+		return f.fresh.RoundTrip(r)
+	}
+	return f.pooled.RoundTrip(r)
+}
+
 // newLANProxy builds the ReverseProxy of the LAN route.
 func (h *Handler) newLANProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:        h.lanRewrite,
-		Transport:      h.lanTransport,
+		Transport:      newFreshForBody(h.lanTransport),
 		FlushInterval:  0, // as the relay's: see New
 		BufferPool:     copyBuffers{},
 		ModifyResponse: h.lanModifyResponse,

@@ -1,9 +1,16 @@
 package proxy
 
 import (
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/oeproxy/oeproxy/route"
 )
 
 // TestLANView lists what the LAN may and may not see: the client's own auth passes (PrusaLink Basic/Digest works
@@ -62,5 +69,49 @@ func TestRewriteLANHeader(t *testing.T) {
 	rewriteLANHeader(h, base, "127.0.0.1:5001")
 	if got := h.Get("Set-Cookie"); got != "s=1; Path=/" {
 		t.Errorf("cookie %q", got)
+	}
+}
+
+// A LAN request with a body goes over a connection of its own (a pooled one may belong to a printer that just
+// vanished, which would take part of the body before failing); requests without one share the pool.
+func TestLANBodyRequestsGetAFreshConnection(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, "ok")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	tr := route.NewLANTransport()
+	defer tr.CloseIdleConnections()
+	rt := newFreshForBody(tr)
+	send := func(method string, body io.Reader) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL, body)
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	send(http.MethodGet, nil)
+	send(http.MethodGet, nil)
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("two GETs used %d connections, want 1 (pooled)", n)
+	}
+	send(http.MethodPost, strings.NewReader("a"))
+	send(http.MethodPost, strings.NewReader("b"))
+	if n := conns.Load(); n != 3 {
+		t.Fatalf("%d connections after two POSTs, want 3: each POST on a connection of its own", n)
+	}
+	send(http.MethodGet, nil)
+	if n := conns.Load(); n != 3 {
+		t.Errorf("a GET after the POSTs opened a connection (%d), want the pooled one", n)
 	}
 }
