@@ -120,7 +120,7 @@ func New(o Options) (*Daemon, error) {
 		API:         o.API,
 		Health:      d.healthOf,
 		// LAN-first routing (routing.go).
-		DefaultRoute: o.Config.Route, Routes: d.routeStatus, OnLANChange: d.setLANRoute,
+		DefaultRoute: func() string { return d.cfg().Route }, Routes: d.routeStatus, OnLANChange: d.setLANRoute,
 		// Bambu Lab and Elegoo (bambu.go): the platform from the plugin, and MQTT bridges turned on and off.
 		DetectPlatform: d.detectPlatform,
 		OnMQTT:         d.setMQTT,

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/oeproxy/oeproxy/appapi"
@@ -43,9 +42,10 @@ type Printers struct {
 	API *appapi.Client
 	// Health, set by the daemon, returns a served printer's health tracker (nil when it has none).
 	Health func(name string) *health.Health
-	// DefaultRoute is the config key route; Routes, set by the daemon, a served printer's routing state;
-	// OnLANChange runs after SetLAN changed the store (the daemon re-proves the printer's LAN host).
-	DefaultRoute string
+	// DefaultRoute returns the config key route in force (the daemon's follows a reload); nil: "". Routes, set by
+	// the daemon, a served printer's routing state; OnLANChange runs after SetLAN changed the store (the daemon
+	// re-proves the printer's LAN host).
+	DefaultRoute func() string
 	Routes       func(name string) (route.Status, bool)
 	OnLANChange  func(credstore.Record) error
 	// DetectPlatform, when set, asks the plugin of a new record which platform it runs (bambu.go).
@@ -53,18 +53,14 @@ type Printers struct {
 	// OnMQTT runs after a printer's MQTT port changed (the daemon opens or closes its bridge).
 	OnMQTT func(credstore.Record) error
 
-	mu        sync.Mutex             // serialises name and port allocation
-	liveRoute atomic.Pointer[string] // the config key route after a reload (SetDefaultRoute)
+	mu sync.Mutex // serialises name and port allocation
 }
 
-// SetDefaultRoute changes the config key route that listings apply (a reload); DefaultRoute is the start value.
-func (p *Printers) SetDefaultRoute(r string) { p.liveRoute.Store(&r) }
-
 func (p *Printers) defaultRoute() string {
-	if r := p.liveRoute.Load(); r != nil {
-		return *r
+	if p.DefaultRoute == nil {
+		return ""
 	}
-	return p.DefaultRoute
+	return p.DefaultRoute()
 }
 
 // List implements Control.

@@ -114,7 +114,6 @@ func (d *Daemon) Reload(next config.Config, level *zap.AtomicLevel) ReloadReport
 // reroute gives every served printer a router for the route now in effect (the config key, unless the printer
 // has its own). Open WebSockets and streams stay on the route they started on.
 func (d *Daemon) reroute() {
-	d.control.SetDefaultRoute(d.cfg().Route)
 	d.mu.Lock()
 	names := make([]string, 0, len(d.printers))
 	for name := range d.printers {

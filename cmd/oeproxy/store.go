@@ -88,7 +88,7 @@ func (a *app) openControl(ctx context.Context, create bool) (control.Control, fu
 		fmt.Fprintln(a.err, newKeyAdvice(kf))
 	}
 	p := &daemon.Printers{Store: st, PortBase: c.Listen.PortBase, ListenHost: c.Listen.Host,
-		RelayDomain: c.OctoEverywhere.RelayDomain, DefaultRoute: c.Route, DetectPlatform: directDetector(&c.Config)}
+		RelayDomain: c.OctoEverywhere.RelayDomain, DefaultRoute: func() string { return c.Route }, DetectPlatform: directDetector(&c.Config)}
 	return p, func() { st.Close() }, nil
 }
 

@@ -67,9 +67,9 @@ func (o Options) TLSConfig() *tls.Config {
 
 // Transport returns a new HTTP transport toward OctoEverywhere. It never adds Accept-Encoding (so bodies pass
 // byte-identical) and has no response-header timeout (the relay stores a whole upload before the printer
-// answers). It speaks HTTP/1.1 only, also to a relay that offers h2: the WAN bench showed no gain from h2 (a
-// browser sends at most six requests at once to oeproxy, and warm HTTP/1.1 connections carry six as fast), and
-// one TCP connection for everything is worse on a lossy link (bench/NOTES.md).
+// answers). It speaks HTTP/1.1 only, also to a relay that offers h2: WebSocket upgrades and MJPEG streams need
+// HTTP/1.1, and in the WAN bench oeproxy over warm HTTP/1.1 connections loaded a printer page faster than a
+// client talking h2 to the relay itself (bench/NOTES.md); oeproxy over h2 was not measured.
 func (o Options) Transport() *http.Transport {
 	idle := 256
 	if o.MaxConnsPerHost > 0 {
@@ -113,7 +113,7 @@ func (o Options) WebSocketTransport() *http.Transport {
 	return t
 }
 
-// http1Only: WebSocket upgrades and MJPEG streams need HTTP/1.1, and h2 did not help (see Transport).
+// http1Only: WebSocket upgrades and MJPEG streams need HTTP/1.1 (see Transport).
 func http1Only() *http.Protocols {
 	p := new(http.Protocols)
 	p.SetHTTP1(true)

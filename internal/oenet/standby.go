@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"time"
 )
@@ -51,19 +52,22 @@ func newStandby(handshake func(ctx context.Context, network, addr string) (*tls.
 	return &standby{handshake: handshake, timeout: timeout, window: standbyWindow, now: time.Now, hosts: map[string]*relayHost{}}
 }
 
+// host is the state of a relay host, named by the address the transport dials ("host:443") or by a request URL's
+// host ("host", or "host:443"): both name the same entry, so that a request needs no address built for it.
 func (s *standby) host(addr string) *relayHost {
-	h := s.hosts[addr]
+	key := strings.TrimSuffix(addr, ":443")
+	h := s.hosts[key]
 	if h == nil {
 		h = &relayHost{}
-		s.hosts[addr] = h
+		s.hosts[key] = h
 	}
 	return h
 }
 
-// used notes a request to addr: the window starts again.
-func (s *standby) used(addr string) {
+// used notes a request to host (its URL's host): the window starts again.
+func (s *standby) used(host string) {
 	s.mu.Lock()
-	s.host(addr).lastUse = s.now()
+	s.host(host).lastUse = s.now()
 	s.mu.Unlock()
 }
 

@@ -159,10 +159,9 @@ type navigationHook struct {
 }
 
 func (n *navigationHook) RoundTrip(req *http.Request) (*http.Response, error) {
-	addr := relayAddr(req)
-	n.standby.used(addr)
+	n.standby.used(req.URL.Host) // on every request: no address is built for it
 	if req.Method == http.MethodGet && isNavigation(req.Header) {
-		n.warm(addr)
+		n.warm(relayAddr(req))
 	}
 	return n.Transport.RoundTrip(req)
 }
