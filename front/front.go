@@ -547,11 +547,13 @@ func (f *Front) webcam(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		} else {
-			served, done := joinStream(hub, w, r)
+			served, done := hub.JoinOrClaim(w, r, webcam.Key(r))
 			if served {
 				return
 			}
-			claimDone = done
+			if done != nil {
+				claimDone = done
+			}
 		}
 	}
 	// A stream's relay request must outlive this viewer when the hub adopts it (other viewers may join), so it
@@ -621,29 +623,6 @@ func (f *Front) webcam(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-}
-
-// joinStream serves a stream request from the hub's running stream, or from the one another viewer's request is
-// opening. Otherwise the request goes to the relay, and done (never nil) must be called once its answer was
-// adopted or not, so that viewers waiting for it go on.
-func joinStream(hub *webcam.Hub, w http.ResponseWriter, r *http.Request) (served bool, done func()) {
-	key := webcam.Key(r)
-	if hub.Join(w, r, key) {
-		return true, nil
-	}
-	first, wait, done := hub.Claim(key)
-	if first {
-		return false, done
-	}
-	select {
-	case <-wait:
-	case <-r.Context().Done():
-		return true, nil
-	}
-	if hub.Join(w, r, key) {
-		return true, nil
-	}
-	return false, func() {}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -77,22 +77,9 @@ func (h *Handler) serveWebcam(w http.ResponseWriter, r *http.Request) (*http.Req
 		return r, false
 	}
 	key := webcam.Key(r)
-	if h.cams.Has() && h.cams.Join(w, r, key) {
-		return r, true
-	}
-	first, wait, done := h.cams.Claim(key)
-	if !first {
-		// Another viewer's request for the same stream is on its way: wait for its answer and join it, or, if
-		// it was no stream, go upstream as an ordinary request.
-		select {
-		case <-wait:
-		case <-r.Context().Done():
-			return r, true
-		}
-		if h.cams.Join(w, r, key) {
-			return r, true
-		}
-		return r, false
+	served, done := h.cams.JoinOrClaim(w, r, key)
+	if served || done == nil {
+		return r, served // done nil: another viewer's request was no stream, so this one goes up unshared
 	}
 	c := &camRequest{key: key, clientCtx: r.Context(), done: done}
 	return r.WithContext(context.WithValue(r.Context(), camKey{}, c)), false

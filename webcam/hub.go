@@ -113,6 +113,27 @@ func (h *Hub) Claim(key string) (first bool, wait <-chan struct{}, done func()) 
 	}
 }
 
+// JoinOrClaim serves r from the running stream of key, or from the one another viewer's request is opening
+// (waiting for its answer), and reports served. Otherwise r must go upstream: with done non-nil it is the one
+// request for key on its way (Claim), and done must be called once its answer was adopted or not; with done nil
+// another viewer's request ended without a stream, and r goes upstream unshared. A viewer that leaves while
+// waiting counts as served (there is nobody to answer).
+func (h *Hub) JoinOrClaim(w http.ResponseWriter, r *http.Request, key string) (served bool, done func()) {
+	if h.Has() && h.Join(w, r, key) {
+		return true, nil
+	}
+	first, wait, done := h.Claim(key)
+	if first {
+		return false, done
+	}
+	select {
+	case <-wait:
+	case <-r.Context().Done():
+		return true, nil
+	}
+	return h.Join(w, r, key), nil
+}
+
 // Key is the identity of a stream request: the path, the query and a digest of every header that can carry the
 // client's own printer credential. Two requests share a stream only when all of them are equal, so that one
 // client's key never serves another client.

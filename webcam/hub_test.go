@@ -479,3 +479,37 @@ func TestSnapshotKeyMapping(t *testing.T) {
 		}
 	}
 }
+
+// JoinOrClaim: the first request for a key is sent upstream with a done; a second one waits for it, and when the
+// first's answer was no stream it goes upstream unshared (done nil); a viewer that leaves while waiting is served.
+func TestJoinOrClaim(t *testing.T) {
+	h := New(Options{})
+	defer h.Close()
+	r := httptest.NewRequest(http.MethodGet, "/webcam/?action=stream", nil)
+	key := Key(r)
+	served, done := h.JoinOrClaim(httptest.NewRecorder(), r, key)
+	if served || done == nil {
+		t.Fatalf("first request: served %v, done %v; want upstream with a done", served, done != nil)
+	}
+	second := make(chan bool, 1)
+	go func() {
+		served, done := h.JoinOrClaim(httptest.NewRecorder(), r, key)
+		second <- served || done != nil
+	}()
+	select {
+	case <-second:
+		t.Fatal("the second request did not wait for the first one's answer")
+	case <-time.After(50 * time.Millisecond):
+	}
+	done() // the first answer was no stream
+	if <-second {
+		t.Fatal("after a first answer that was no stream, the second was served or claimed; want upstream unshared")
+	}
+	_, done = h.JoinOrClaim(httptest.NewRecorder(), r, key)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if served, d := h.JoinOrClaim(httptest.NewRecorder(), r.WithContext(ctx), key); !served || d != nil {
+		t.Errorf("a viewer that left while waiting: served %v, done %v; want served", served, d != nil)
+	}
+	done()
+}
